@@ -1,0 +1,86 @@
+// How run() and task() turn a callable and its arguments into a queued task and a future.
+#ifndef BACKGROUND_DETAIL_TASK_FUNCTION_HPP
+#define BACKGROUND_DETAIL_TASK_FUNCTION_HPP
+
+#include <functional>
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+#include "background/detail/core.hpp"
+#include "background/detail/task_state.hpp"
+#include "background/future.hpp"
+
+namespace background::detail {
+
+// What a task calling `F` with `Args` stores: the result by value, as std::thread copies.
+template <class F, class... Args>
+using call_result_t =
+    std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>>;
+
+// Submits `f(args...)` to `p` (the default pool if null) and returns its future.
+template <class F, class... Args>
+auto submit_call(pool_impl* p, F&& f, Args&&... args) {
+  static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>,
+                "background: f cannot be called with these arguments. They are copied into the "
+                "task and passed as rvalues, as std::thread does: use std::ref to pass a "
+                "reference.");
+  using R = call_result_t<F, Args...>;
+  auto* t = new call_state<R, std::decay_t<F>, std::decay_t<Args>...>(
+      std::forward<F>(f), std::forward<Args>(args)...);
+  future<R> result = future_access::adopt<R>(t);
+  t->retain();  // the queue's reference, which submit() takes over
+  try {
+    submit(p != nullptr ? p : default_pool_impl(), t, /*with_callbacks=*/true);
+  } catch (...) {
+    t->release();
+    throw;
+  }
+  return result;
+}
+
+// The callable object that task(f) returns. Copies of it submit to the same pool.
+template <class Fn>
+class task_function {
+  static constexpr bool copy_each_call = std::is_copy_constructible_v<Fn>;
+
+ public:
+  template <class F>
+  task_function(pool_impl* p, F&& f) : pool_(p), fn_(hold(std::forward<F>(f))) {}
+
+  // Submits fn(args...) and returns its future at once; see pool::run().
+  template <class... Args>
+  auto operator()(Args&&... args) const {
+    if constexpr (copy_each_call) {
+      return submit_call(pool_, fn_, std::forward<Args>(args)...);
+    } else {
+      static_assert(std::is_invocable_v<const Fn&, std::decay_t<Args>...>,
+                    "background::task(f): a move-only f is shared by every call, which may run "
+                    "at the same time, so it must be callable as const.");
+      return submit_call(
+          pool_,
+          [fn = fn_](auto&&... a) -> decltype(auto) {
+            return std::invoke(std::as_const(*fn), std::forward<decltype(a)>(a)...);
+          },
+          std::forward<Args>(args)...);
+    }
+  }
+
+ private:
+  using held = std::conditional_t<copy_each_call, Fn, std::shared_ptr<Fn>>;
+  template <class F>
+  static held hold(F&& f) {
+    if constexpr (copy_each_call) {
+      return Fn(std::forward<F>(f));
+    } else {
+      return std::make_shared<Fn>(std::forward<F>(f));
+    }
+  }
+
+  pool_impl* pool_;  // null: the default pool, looked up at each call
+  held fn_;
+};
+
+}  // namespace background::detail
+
+#endif  // BACKGROUND_DETAIL_TASK_FUNCTION_HPP

@@ -1,0 +1,231 @@
+// The shared state behind a future: one allocation holding the callable, its arguments and the
+// result, with an intrusive reference count. Users never name these types.
+//
+// Life of a task (the phase in the low byte of `state_`):
+//
+//   pending ──(antecedent done)──> queued ──(claimed)──> running ──> ready | failed
+//      │                              │
+//      └──────────(cancel)────────────┴──> cancelled
+//
+// `pending` is only for continuations made by `then()`. A queued task is claimed by one
+// compare-and-swap, by a worker that pops it or by a waiter that runs it inline; whoever loses
+// the race leaves it alone, so a task runs at most once whatever queue entries remain.
+#ifndef BACKGROUND_DETAIL_TASK_STATE_HPP
+#define BACKGROUND_DETAIL_TASK_STATE_HPP
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <new>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "background/detail/export.hpp"
+
+namespace background::detail {
+
+class pool_impl;
+struct callback_node;
+
+// Phases, and the waiter bit, of `task_base::state_`.
+inline constexpr std::uint32_t st_pending = 0;    // a continuation waiting for its antecedent
+inline constexpr std::uint32_t st_queued = 1;     // submitted, not started
+inline constexpr std::uint32_t st_running = 2;    // claimed by one thread
+inline constexpr std::uint32_t st_ready = 3;      // finished with a value
+inline constexpr std::uint32_t st_failed = 4;     // finished with an exception
+inline constexpr std::uint32_t st_cancelled = 5;  // will never run
+inline constexpr std::uint32_t st_phase_mask = 0xff;
+inline constexpr std::uint32_t st_waiters = 0x100;  // a thread sleeps on state_ (futex)
+
+constexpr bool is_final(std::uint32_t state) noexcept {
+  return (state & st_phase_mask) >= st_ready;
+}
+
+class task_base {
+ public:
+  task_base(const task_base&) = delete;
+  task_base& operator=(const task_base&) = delete;
+
+  // Runs the body exactly once, stores its value or exception, destroys the callable and
+  // returns the final phase (st_ready, st_failed, or st_cancelled for a continuation whose
+  // antecedent was cancelled). Called only by the thread that claimed the task.
+  virtual std::uint32_t invoke() noexcept = 0;
+  // Destroys the callable without running it (cancellation).
+  virtual void drop_callable() noexcept = 0;
+
+  // References come in two kinds, counted in one word: futures (the high half) and the
+  // library's own (the low half: a queue entry, a continuation's link to its antecedent).
+  static constexpr std::uint64_t future_ref = std::uint64_t{1} << 32;
+
+  // relaxed: a new reference is always made from an existing one, which keeps the state alive.
+  void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void retain_future() noexcept { refs_.fetch_add(future_ref, std::memory_order_relaxed); }
+  // acq_rel: the release publishes this owner's writes to whoever destroys the state; the
+  // acquire, in the thread that sees the count reach zero, takes them all.
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(this);
+  }
+  // Drops a future's reference. The last future left turns into a library reference for the
+  // moment it takes to check whether an unobserved exception must be reported, so the state
+  // cannot be freed under that check. seq_cst: pairs with the seq_cst exchange that publishes a
+  // final phase and the load of refs_ after it (execute() in the core): of a last future
+  // dropped and a task finishing at the same time, at least one side sees the other.
+  void release_future() noexcept {
+    std::uint64_t old = refs_.load(std::memory_order_relaxed);
+    std::uint64_t next = 0;
+    do {
+      const bool last_future = (old >> 32) == 1;
+      next = last_future && old != future_ref ? old - future_ref + 1 : old - future_ref;
+    } while (!refs_.compare_exchange_weak(old, next, std::memory_order_seq_cst,
+                                          std::memory_order_relaxed));
+    if ((old >> 32) != 1) return;  // other futures remain
+    last_future_dropped(this, /*destroy_too=*/old == future_ref);
+    if (old != future_ref) release();
+  }
+  // acquire: pairs with the release exchange that published the final phase, so the value or
+  // exception stored by the task is visible once a final phase is seen.
+  std::uint32_t phase() const noexcept {
+    return state_.load(std::memory_order_acquire) & st_phase_mask;
+  }
+
+  std::atomic<std::uint32_t> state_;
+  std::atomic<std::uint64_t> refs_{future_ref};  // a new task has one future
+  // Set by get(), exception() and then(), and by the one report of an exception nobody
+  // observed (an exchange, so that there is only one).
+  std::atomic<bool> observed_{false};
+  std::exception_ptr error_;             // written before a release of st_failed
+  pool_impl* pool_ = nullptr;            // the pool it runs on; valid until it finishes
+  std::uint64_t pool_id_ = 0;            // finds that pool later, if it still exists
+  std::atomic<std::uintptr_t> antecedent_{0};  // then(): task_base* it waits for | lock bit
+  std::atomic<task_base*> continuations_{nullptr};  // stack of then() tasks, or a closed mark
+  task_base* next_ = nullptr;            // link in a continuation stack or a pool's queue
+  const callback_node* callbacks_ = nullptr;  // last pool callback to call, or none
+
+ protected:
+  explicit task_base(std::uint32_t phase) noexcept : state_(phase) {}
+  virtual ~task_base() = default;
+
+ private:
+  // Drops the antecedent and deletes. Defined in the core.
+  BACKGROUND_API static void destroy(task_base* t) noexcept;
+  // Reports the exception if `t` failed and nobody observed it; then, if `destroy_too`,
+  // destroys it.
+  BACKGROUND_API static void last_future_dropped(task_base* t, bool destroy_too) noexcept;
+};
+
+// The task's result: a value of T that is constructed in place once the body returns.
+template <class T>
+class result_state : public task_base {
+ public:
+  T& value() noexcept { return value_; }
+
+ protected:
+  explicit result_state(std::uint32_t phase) noexcept : task_base(phase) {}
+  ~result_state() override {
+    if ((state_.load(std::memory_order_relaxed) & st_phase_mask) == st_ready) value_.~T();
+  }
+  // Runs `body`, storing what it returns or throws. Returns the final phase.
+  template <class Body>
+  std::uint32_t store(Body&& body) noexcept {
+    try {
+      ::new (static_cast<void*>(std::addressof(value_))) T(std::forward<Body>(body)());
+      return st_ready;
+    } catch (...) {
+      error_ = std::current_exception();
+      return st_failed;
+    }
+  }
+
+ private:
+  union {
+    T value_;
+  };
+};
+
+template <>
+class result_state<void> : public task_base {
+ protected:
+  explicit result_state(std::uint32_t phase) noexcept : task_base(phase) {}
+  template <class Body>
+  std::uint32_t store(Body&& body) noexcept {
+    try {
+      std::forward<Body>(body)();
+      return st_ready;
+    } catch (...) {
+      error_ = std::current_exception();
+      return st_failed;
+    }
+  }
+};
+
+// A submitted call: `Fn` invoked with `Args`, all decay-copied as std::thread does.
+template <class R, class Fn, class... Args>
+class call_state final : public result_state<R> {
+ public:
+  template <class F, class... A>
+  explicit call_state(F&& f, A&&... args)
+      : result_state<R>(st_queued), call_(std::in_place, std::forward<F>(f),
+                                          std::forward<A>(args)...) {}
+
+  std::uint32_t invoke() noexcept override {
+    const std::uint32_t phase = this->store([this]() -> R {
+      return std::apply([](Fn& f, Args&... args) -> R {
+        return std::invoke(std::move(f), std::move(args)...);
+      }, *call_);
+    });
+    call_.reset();
+    return phase;
+  }
+  void drop_callable() noexcept override { call_.reset(); }
+
+ private:
+  std::optional<std::tuple<Fn, Args...>> call_;
+};
+
+// A continuation made by then(): runs `Fn` on the antecedent's value once it is ready;
+// forwards its exception or cancellation without calling `Fn`. `MoveValue` is set when then()
+// was called on an rvalue future, which hands the value over.
+template <class U, class T, class Fn, bool MoveValue>
+class then_state final : public result_state<U> {
+ public:
+  template <class F>
+  explicit then_state(F&& f) : result_state<U>(st_pending), fn_(std::in_place, std::forward<F>(f)) {}
+
+  std::uint32_t invoke() noexcept override {
+    // relaxed: the antecedent was set before this task was published, and it is cleared only
+    // after this call (or instead of it, by cancel() and destroy()); a helper may have set the
+    // lock bit, which is masked off.
+    auto* a = reinterpret_cast<result_state<T>*>(
+        this->antecedent_.load(std::memory_order_relaxed) & ~std::uintptr_t{1});
+    std::uint32_t phase = a->phase();
+    if (phase == st_cancelled) {
+      // forwarded below
+    } else if (phase == st_failed) {
+      this->error_ = a->error_;
+    } else {
+      phase = this->store([this, a]() -> U {
+        if constexpr (std::is_void_v<T>) {
+          (void)a;
+          return std::invoke(std::move(*fn_));
+        } else if constexpr (MoveValue) {
+          return std::invoke(std::move(*fn_), std::move(a->value()));
+        } else {
+          return std::invoke(std::move(*fn_), std::as_const(a->value()));
+        }
+      });
+    }
+    fn_.reset();
+    return phase;
+  }
+  void drop_callable() noexcept override { fn_.reset(); }
+
+ private:
+  std::optional<Fn> fn_;
+};
+
+}  // namespace background::detail
+
+#endif  // BACKGROUND_DETAIL_TASK_STATE_HPP

@@ -1,0 +1,63 @@
+// The library's error types and the handler for exceptions that nobody observed.
+//
+// A task's exception travels to its future: `get()` rethrows it, `exception()` returns it and
+// `then()` forwards it. An exception that no future observes before the last copy of the future
+// is gone is passed, once, to the handler set with `on_error()`. Nothing is swallowed and nothing
+// calls `std::terminate`.
+#ifndef BACKGROUND_ERROR_HPP
+#define BACKGROUND_ERROR_HPP
+
+#include <exception>
+#include <functional>
+#include <stdexcept>
+
+#include "background/detail/export.hpp"
+
+namespace background {
+
+// cancelled
+//
+// Thrown by `future::get()` (and returned by `future::exception()`) when the task was cancelled
+// with `future::cancel()` before it started, or is a continuation of such a task.
+class BACKGROUND_API cancelled : public std::runtime_error {
+ public:
+  cancelled();
+};
+
+// shutdown_error
+//
+// Thrown when a task is submitted to a pool whose destructor has started. While it drains, a
+// pool still accepts tasks submitted from its own tasks (nested tasks and continuations of work
+// it already accepted); any other thread gets this error and the task is not queued.
+class BACKGROUND_API shutdown_error : public std::runtime_error {
+ public:
+  shutdown_error();
+};
+
+// The type of the handler that receives exceptions nobody observed.
+using error_handler = std::function<void(std::exception_ptr)>;
+
+// on_error()
+//
+// Replaces the process-wide handler for exceptions that nobody observed, and returns the
+// previous one. An empty `handler` restores the default, which writes one line to stderr with
+// the exception's type and, for a `std::exception`, its `what()`.
+//
+// The handler is called on the thread that releases the last reference to the failed task: a
+// worker, or the thread that drops the last future. It is also called, on the worker, for an
+// exception thrown by a `callback()`. It must be safe to call from any thread; an exception it
+// throws is written to stderr and otherwise ignored.
+//
+// **Example**:
+//
+//   background::on_error([](std::exception_ptr e) { log_exception(e); });
+BACKGROUND_API error_handler on_error(error_handler handler);
+
+namespace detail {
+// Passes `e` to the current handler. Never throws.
+BACKGROUND_API void report_unobserved(std::exception_ptr e) noexcept;
+}  // namespace detail
+
+}  // namespace background
+
+#endif  // BACKGROUND_ERROR_HPP

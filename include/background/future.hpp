@@ -1,0 +1,251 @@
+// future<T>: the handle that task(), run() and then() return.
+//
+// A future refers to one task's shared state. Copies refer to the same task; the state is freed
+// when the task has finished and the last copy is gone. Dropping a future neither blocks nor
+// cancels: the task still runs (fire-and-forget). Every member is safe to call from any thread,
+// on the same future or on copies, including from inside tasks.
+//
+// **Example**:
+//
+//   background::future<int> f = background::run([] { return 6 * 7; });
+//   f.then([](int v) { std::printf("%d\n", v); });
+//   int v = f.get();  // 42
+#ifndef BACKGROUND_FUTURE_HPP
+#define BACKGROUND_FUTURE_HPP
+
+#include <chrono>
+#include <exception>
+#include <future>
+#include <type_traits>
+#include <utility>
+
+#include "background/detail/core.hpp"
+#include "background/detail/task_state.hpp"
+#include "background/error.hpp"
+
+namespace background {
+
+template <class T>
+class future;
+
+namespace detail {
+
+struct future_access {
+  template <class T>
+  static future<T> adopt(result_state<T>* s) noexcept {
+    return future<T>(s);
+  }
+  template <class T>
+  static result_state<T>* state(const future<T>& f) noexcept {
+    return f.s_;
+  }
+};
+
+template <class T>
+struct get_result {
+  using type = const T&;
+};
+template <>
+struct get_result<void> {
+  using type = void;
+};
+
+// The result type of then(f) on a future<T>: what f returns when given the value.
+template <class T, class F, bool MoveValue>
+struct then_result {
+  using arg = std::conditional_t<MoveValue, T&&, const T&>;
+  using type = std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>, arg>>;
+};
+template <class F, bool MoveValue>
+struct then_result<void, F, MoveValue> {
+  using type = std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>>>;
+};
+
+template <bool MoveValue, class T, class F>
+auto make_continuation(result_state<T>* a, F&& f);
+
+}  // namespace detail
+
+template <class T>
+class future {
+ public:
+  using value_type = T;
+
+  // An empty future: valid() is false and every other member throws std::future_error.
+  future() noexcept = default;
+  future(const future& other) noexcept : s_(other.s_) {
+    if (s_ != nullptr) s_->retain_future();
+  }
+  future(future&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+  future& operator=(future other) noexcept {
+    std::swap(s_, other.s_);
+    return *this;
+  }
+  // Never blocks and never cancels: the task runs whether or not anyone keeps its future.
+  ~future() {
+    if (s_ != nullptr) s_->release_future();
+  }
+
+  // future::valid()
+  //
+  // Whether this future refers to a task (false when default-constructed or moved from).
+  bool valid() const noexcept { return s_ != nullptr; }
+
+  // future::done()
+  //
+  // Whether the task has finished: with a value, an exception, or by cancellation. Never blocks
+  // and never runs the task. Once it returns true, everything the task wrote is visible to the
+  // caller, as after get().
+  bool done() const { return detail::is_final(state().state_.load(std::memory_order_acquire)); }
+
+  // future::wait()
+  //
+  // Blocks until done(). Called from a task of any pool, it runs the awaited task on the calling
+  // thread if no worker has started it yet (and does the same for the queued task that a then()
+  // continuation waits for), so a task can wait for tasks it started even when every worker is
+  // busy waiting: nested waits do not deadlock. It never runs unrelated tasks.
+  void wait() const { detail::wait(&state(), nullptr); }
+
+  // future::wait_for()
+  //
+  // Blocks until done() or until `timeout` has passed; returns done(). A zero or negative
+  // timeout only polls. Never runs the task on the calling thread.
+  template <class Rep, class Period>
+  bool wait_for(const std::chrono::duration<Rep, Period>& timeout) const {
+    using steady = std::chrono::steady_clock;
+    if (timeout <= timeout.zero()) return done();
+    const auto now = steady::now();
+    const auto rest = std::chrono::duration_cast<steady::duration>(
+        std::chrono::duration<long double, std::nano>(timeout));
+    auto deadline = steady::time_point::max();
+    if (rest < steady::time_point::max() - now) deadline = now + rest + steady::duration{1};
+    return detail::wait(&state(), &deadline);
+  }
+
+  // future::wait_until()
+  //
+  // Blocks until done() or until `deadline` on `Clock`; returns done(). Never runs the task on
+  // the calling thread.
+  template <class Clock, class Duration>
+  bool wait_until(const std::chrono::time_point<Clock, Duration>& deadline) const {
+    if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
+      const auto d = std::chrono::time_point_cast<std::chrono::steady_clock::duration>(deadline);
+      return detail::wait(&state(), &d);
+    } else {
+      // Another clock may jump: wait in steps measured on it, as the standard's futures do.
+      for (;;) {
+        const auto now = Clock::now();
+        if (now >= deadline) return done();
+        if (wait_for(deadline - now)) return true;
+      }
+    }
+  }
+
+  // future::exception()
+  //
+  // Waits as wait() does, then returns the task's exception, a `cancelled` exception if it was
+  // cancelled, or null if it succeeded. Counts as observing the exception (see on_error()).
+  std::exception_ptr exception() const {
+    wait();
+    s_->observed_.store(true, std::memory_order_relaxed);  // published by release_future()
+    switch (s_->phase()) {
+      case detail::st_failed:
+        return s_->error_;
+      case detail::st_cancelled:
+        return std::make_exception_ptr(cancelled{});
+      default:
+        return nullptr;
+    }
+  }
+
+  // future::cancel()
+  //
+  // Cancels the task if it has not started: returns true if it now never will run, false if it
+  // is running or has finished. A cancelled task's get() throws `cancelled`, its continuations
+  // are cancelled too, and callbacks see it as cancelled. Never blocks.
+  bool cancel() const { return detail::cancel(&state()); }
+
+  // future::get()
+  //
+  // Waits as wait() does, then returns the task's value, rethrows its exception, or throws
+  // `cancelled`. On an lvalue it returns a reference to the value, valid while any copy of this
+  // future exists; on an rvalue (`std::move(f).get()`, or `run(g).get()`) it moves the value
+  // out, which is how a move-only result is taken: other copies of the future, if any, must
+  // not read the value after that. Counts as observing the exception.
+  typename detail::get_result<T>::type get() const& {
+    wait_observed();
+    if constexpr (!std::is_void_v<T>) return s_->value();
+  }
+  T get() && {
+    wait_observed();
+    if constexpr (!std::is_void_v<T>) return std::move(s_->value());
+  }
+
+  // future::then()
+  //
+  // Returns a future for `f(value)` (or `f()` for future<void>), which runs on the same pool as
+  // this task once it has succeeded. If this task fails or is cancelled, the returned future
+  // fails with the same exception or is cancelled, and `f` is not called. Never blocks. Called
+  // on an rvalue, the value is moved into `f`; on an lvalue, `f` gets a const reference.
+  // As with get(), other copies must not read a value that then() moved out. Counts as
+  // observing this task's exception: the new future carries it on. Throws shutdown_error if
+  // the task has finished and its pool is being destroyed (or is gone); this task's exception
+  // is then still unobserved.
+  template <class F>
+  auto then(F&& f) const& {
+    return detail::make_continuation<false>(&state(), std::forward<F>(f));
+  }
+  template <class F>
+  auto then(F&& f) && {
+    return detail::make_continuation<true>(&state(), std::forward<F>(f));
+  }
+
+ private:
+  friend struct detail::future_access;
+  explicit future(detail::result_state<T>* s) noexcept : s_(s) {}
+
+  detail::result_state<T>& state() const {
+    if (s_ == nullptr) throw std::future_error(std::future_errc::no_state);
+    return *s_;
+  }
+  void wait_observed() const {
+    wait();
+    s_->observed_.store(true, std::memory_order_relaxed);  // published by release_future()
+    switch (s_->phase()) {
+      case detail::st_failed:
+        std::rethrow_exception(s_->error_);
+      case detail::st_cancelled:
+        throw cancelled{};
+      default:
+        return;
+    }
+  }
+
+  detail::result_state<T>* s_ = nullptr;
+};
+
+namespace detail {
+
+template <bool MoveValue, class T, class F>
+auto make_continuation(result_state<T>* a, F&& f) {
+  using U = typename then_result<T, F, MoveValue>::type;
+  auto* c = new then_state<U, T, std::decay_t<F>, MoveValue>(std::forward<F>(f));
+  a->retain();  // the continuation's reference to its antecedent, dropped when it finishes
+  c->antecedent_.store(reinterpret_cast<std::uintptr_t>(static_cast<task_base*>(a)),
+                       std::memory_order_relaxed);  // published by attach_continuation
+  future<U> result = future_access::adopt<U>(c);
+  c->retain();  // the link from `a`, which attach_continuation takes over
+  try {
+    attach_continuation(a, c);
+  } catch (...) {
+    c->release();
+    throw;
+  }
+  return result;
+}
+
+}  // namespace detail
+
+}  // namespace background
+
+#endif  // BACKGROUND_FUTURE_HPP

@@ -1,0 +1,147 @@
+// pool: a set of worker threads that run submitted tasks, resizable at run time.
+//
+// The free functions of background.hpp use one default pool per process; make a `pool` of your
+// own to keep some work apart (its own size, its own callbacks, destroyed when you are done).
+//
+// **Example**:
+//
+//   background::pool p{4};
+//   auto resize = p.task([](std::string path) { return resize_image(path); });
+//   background::future<image> f = resize("/uploads/photo.jpg");
+//   p.resize(8);
+//   p.wait();
+#ifndef BACKGROUND_POOL_HPP
+#define BACKGROUND_POOL_HPP
+
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+#include "background/detail/core.hpp"
+#include "background/detail/export.hpp"
+#include "background/detail/task_function.hpp"
+#include "background/detail/task_state.hpp"
+#include "background/future.hpp"
+
+namespace background {
+
+// outcome
+//
+// What a callback sees of a finished task: whether it succeeded, failed or was cancelled, and
+// its exception. A callback does not observe the exception in the sense of on_error(): an
+// exception that no future observes is still reported.
+class outcome {
+ public:
+  outcome(bool cancelled, std::exception_ptr error) noexcept
+      : cancelled_(cancelled), error_(std::move(error)) {}
+
+  bool succeeded() const noexcept { return !cancelled_ && error_ == nullptr; }
+  bool failed() const noexcept { return error_ != nullptr; }
+  bool cancelled() const noexcept { return cancelled_; }
+  // The task's exception, or null if it did not fail.
+  const std::exception_ptr& exception() const noexcept { return error_; }
+
+ private:
+  bool cancelled_;
+  std::exception_ptr error_;
+};
+
+class BACKGROUND_API pool {
+ public:
+  // The largest size a pool accepts; anything above is taken for a bug (a negative number
+  // converted to std::size_t, say) and rejected.
+  static constexpr std::size_t max_size = 65536;
+
+  // pool::pool()
+  //
+  // Starts `threads` workers at once. Throws std::invalid_argument if `threads` is 0 or above
+  // max_size, and std::system_error if a thread cannot be started (then no thread is left).
+  explicit pool(std::size_t threads);
+  // Starts one worker per CPU this process may run on (its affinity mask, and a cgroup CPU
+  // quota where one is set), at least one.
+  pool();
+
+  // pool::~pool()
+  //
+  // Runs every task already queued (and whatever those tasks submit or continue with), then
+  // joins the workers. From the moment it starts, submissions from any thread but the pool's
+  // own tasks throw shutdown_error. It may be called from one of the pool's own tasks (or
+  // reached through std::exit in one): then it returns once every other task has finished, and
+  // that task finishes on its thread afterwards. Never throws.
+  ~pool();
+
+  pool(const pool&) = delete;
+  pool& operator=(const pool&) = delete;
+
+  // pool::run()
+  //
+  // Submits `f(args...)` and returns its future at once. `f` and `args` are decay-copied (or
+  // moved) into the task as std::thread does; use std::ref to pass a reference. The result is
+  // stored by value. Throws shutdown_error if the pool is being destroyed, std::bad_alloc if
+  // the task cannot be allocated; then nothing was queued.
+  template <class F, class... Args>
+  auto run(F&& f, Args&&... args) {
+    return detail::submit_call(impl_, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+
+  // pool::task()
+  //
+  // Wraps `f` in a callable object that submits `f(args...)` to this pool each time it is
+  // called, returning the future at once, as run() does. Each call runs its own copy of `f`; a
+  // move-only `f` is shared by all calls instead, and must then be callable as const. The
+  // object must not outlive the pool.
+  template <class F>
+  auto task(F&& f) {
+    return detail::task_function<std::decay_t<F>>(impl_, std::forward<F>(f));
+  }
+
+  // pool::resize()
+  //
+  // Sets the number of workers, from any thread, including from inside a task. Growing starts
+  // the new threads before it returns, so queued tasks start at once. Shrinking never blocks:
+  // surplus workers leave after their current task. Throws std::invalid_argument for 0 or
+  // above max_size, and std::system_error if a thread cannot be started; in both cases the pool
+  // is left as it was.
+  void resize(std::size_t threads);
+
+  // pool::size()
+  //
+  // The size last set, by the constructor or resize(). Workers that are still finishing a task
+  // after a shrink are not counted.
+  std::size_t size() const noexcept;
+
+  // pool::wait()
+  //
+  // Blocks until no task is queued or running on this pool, including tasks submitted while it
+  // waits, and callbacks. It runs no task on the calling thread. Throws std::logic_error if
+  // called from one of this pool's own tasks or callbacks, which would wait for itself.
+  void wait();
+
+  // pool::callback()
+  //
+  // Registers `f`, to be called once after every task that run() or task() submits to this pool
+  // from now on finishes, with its outcome, on the thread that finished it (a worker, a waiting
+  // worker of any pool that ran it inline, or the thread that cancelled it), after its future
+  // is ready and before wait() can return.
+  // Callbacks run in the order registered; one that throws is reported to the on_error()
+  // handler and harms nothing else. Continuations made by then() do not call callbacks.
+  void callback(std::function<void(const outcome&)> f);
+
+ private:
+  friend detail::pool_impl* detail::default_pool_impl();
+  detail::pool_impl* impl_;
+};
+
+// default_pool()
+//
+// The pool behind task(), run(), n and wait(): created on first use, one per process, and
+// destroyed at exit after running every task queued on it. Throws shutdown_error if called
+// after it was destroyed (from another static's destructor, say).
+BACKGROUND_API pool& default_pool();
+
+}  // namespace background
+
+#endif  // BACKGROUND_POOL_HPP

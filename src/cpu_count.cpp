@@ -1,0 +1,124 @@
+#include "cpu_count.hpp"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace background::detail {
+namespace {
+
+constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
+
+std::size_t affinity_cpus() noexcept {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int count = CPU_COUNT(&set);
+    if (count > 0) return static_cast<std::size_t>(count);
+  }
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw > 0 ? hw : 1;
+}
+
+// CPUs allowed by a quota of `quota` µs per `period` µs, rounded up; `unlimited` if none.
+std::size_t quota_cpus(long long quota, long long period) {
+  if (quota <= 0 || period <= 0) return unlimited;
+  return static_cast<std::size_t>((quota + period - 1) / period);
+}
+
+// The quota in one cgroup directory, v2 (`cpu.max`: "max 100000" or "200000 100000") or v1.
+std::size_t dir_quota(const std::string& dir, bool v2) {
+  if (v2) {
+    std::ifstream in(dir + "/cpu.max");
+    std::string quota;
+    long long period = 0;
+    if (!(in >> quota >> period) || quota == "max") return unlimited;
+    return quota_cpus(std::stoll(quota), period);
+  }
+  std::ifstream q(dir + "/cpu.cfs_quota_us");
+  std::ifstream p(dir + "/cpu.cfs_period_us");
+  long long quota = -1;
+  long long period = 0;
+  if (!(q >> quota) || !(p >> period)) return unlimited;
+  return quota_cpus(quota, period);
+}
+
+// The smallest quota on the way from this process's cgroup up to the hierarchy's root.
+std::size_t hierarchy_quota(const std::string& mount, std::string path, bool v2) {
+  std::size_t best = unlimited;
+  for (;;) {
+    best = std::min(best, dir_quota(mount + path, v2));
+    if (path.empty() || path == "/") break;
+    path.erase(path.find_last_of('/'));
+  }
+  return best;
+}
+
+struct mount_point {
+  std::string dir;
+  bool v2 = false;
+};
+
+// Where the cgroup v2 hierarchy, and the v1 hierarchy with the cpu controller, are mounted.
+std::vector<mount_point> cgroup_mounts() {
+  std::vector<mount_point> found;
+  std::ifstream in("/proc/self/mountinfo");
+  for (std::string line; std::getline(in, line);) {
+    const auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream before(line.substr(0, dash));
+    std::istringstream after(line.substr(dash + 3));
+    std::string id, parent, dev, root, dir, fstype, source, options;
+    before >> id >> parent >> dev >> root >> dir;
+    after >> fstype >> source >> options;
+    if (fstype == "cgroup2") found.push_back({dir, true});
+    if (fstype == "cgroup" && ("," + options + ",").find(",cpu,") != std::string::npos) {
+      found.push_back({dir, false});
+    }
+  }
+  return found;
+}
+
+std::size_t cgroup_cpus() {
+  const std::vector<mount_point> mounts = cgroup_mounts();
+  std::size_t best = unlimited;
+  std::ifstream in("/proc/self/cgroup");
+  for (std::string line; std::getline(in, line);) {
+    // "hierarchy-id:controllers:path"; v2 is "0::path".
+    const auto first = line.find(':');
+    const auto second = line.find(':', first + 1);
+    if (first == std::string::npos || second == std::string::npos) continue;
+    const std::string controllers = line.substr(first + 1, second - first - 1);
+    const std::string path = line.substr(second + 1);
+    const bool v2 = controllers.empty();
+    if (!v2 && ("," + controllers + ",").find(",cpu,") == std::string::npos) continue;
+    for (const mount_point& m : mounts) {
+      if (m.v2 != v2) continue;
+      // In a container the hierarchy is often mounted at the process's own cgroup: look at the
+      // full path first, then at the mount itself.
+      best = std::min(best, hierarchy_quota(m.dir, path == "/" ? "" : path, v2));
+      best = std::min(best, dir_quota(m.dir, v2));
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+std::size_t available_cpus() noexcept {
+  std::size_t cpus = affinity_cpus();
+  try {
+    cpus = std::min(cpus, cgroup_cpus());
+  } catch (...) {
+    // An unreadable or odd cgroup file leaves the affinity count.
+  }
+  return std::max<std::size_t>(cpus, 1);
+}
+
+}  // namespace background::detail

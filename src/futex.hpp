@@ -1,0 +1,22 @@
+// Sleeping on a 32-bit atomic until another thread changes it: Linux futexes, private to the
+// process. Used for futures; the pool's own queue uses a mutex and condition variables.
+#ifndef BACKGROUND_SRC_FUTEX_HPP
+#define BACKGROUND_SRC_FUTEX_HPP
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+namespace background::detail {
+
+// Sleeps while `*word == expected`, until woken, or until `deadline` if not null. May return
+// spuriously: callers re-check `*word` in a loop.
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                const std::chrono::steady_clock::time_point* deadline) noexcept;
+
+// Wakes every thread sleeping in futex_wait() on `word`.
+void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept;
+
+}  // namespace background::detail
+
+#endif  // BACKGROUND_SRC_FUTEX_HPP

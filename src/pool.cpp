@@ -1,0 +1,50 @@
+// The public pool, the default pool and the free functions on it.
+#include "background/pool.hpp"
+
+#include "background/background.hpp"
+#include "cpu_count.hpp"
+#include "pool_impl.hpp"
+
+namespace background {
+
+pool::pool(std::size_t threads) : impl_(detail::pool_impl::create(threads)) {}
+
+pool::pool() : pool(detail::available_cpus()) {}
+
+pool::~pool() { impl_->shut_down(); }
+
+void pool::resize(std::size_t threads) { impl_->resize(threads); }
+
+std::size_t pool::size() const noexcept { return impl_->size(); }
+
+void pool::wait() { impl_->wait(); }
+
+void pool::callback(std::function<void(const outcome&)> f) { impl_->add_callback(std::move(f)); }
+
+namespace {
+// Set once the default pool's destructor has finished; a trivially destructible static, so it
+// can still be read during the rest of static destruction.
+bool default_pool_gone = false;
+}  // namespace
+
+pool& default_pool() {
+  if (default_pool_gone) throw shutdown_error();
+  // Constructed before the pool, so destroyed after it has drained.
+  static struct gone_marker {
+    ~gone_marker() { default_pool_gone = true; }
+  } marker;
+  // Constructed on first use and destroyed at exit like any function-local static: its
+  // destructor runs every task still queued, before the statics constructed earlier are gone.
+  static pool instance;
+  return instance;
+}
+
+void wait() { default_pool().wait(); }
+
+void callback(std::function<void(const outcome&)> f) { default_pool().callback(std::move(f)); }
+
+namespace detail {
+pool_impl* default_pool_impl() { return default_pool().impl_; }
+}  // namespace detail
+
+}  // namespace background

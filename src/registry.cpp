@@ -1,0 +1,49 @@
+#include "registry.hpp"
+
+#include <mutex>
+#include <unordered_map>
+
+#include "background/error.hpp"
+#include "pool_impl.hpp"
+
+namespace background::detail {
+namespace {
+
+// Leaked on purpose: pools destroyed during static destruction still unregister.
+struct registry {
+  std::mutex mutex;
+  std::uint64_t last_id = 0;
+  std::unordered_map<std::uint64_t, pool_impl*> pools;
+};
+registry& instance() {
+  static auto* r = new registry;
+  return *r;
+}
+
+}  // namespace
+
+std::uint64_t register_pool(pool_impl* p) {
+  registry& r = instance();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  const std::uint64_t id = ++r.last_id;
+  r.pools.emplace(id, p);
+  return id;
+}
+
+void unregister_pool(std::uint64_t id) noexcept {
+  registry& r = instance();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.pools.erase(id);
+}
+
+void submit_to_pool(std::uint64_t id, task_base* t) {
+  registry& r = instance();
+  // Held across the submit, so the pool cannot start its shutdown in between; lock order is
+  // always registry, then pool.
+  std::lock_guard<std::mutex> lock(r.mutex);
+  const auto it = r.pools.find(id);
+  if (it == r.pools.end()) throw shutdown_error();
+  it->second->submit(t, /*with_callbacks=*/false, /*internal=*/false);
+}
+
+}  // namespace background::detail

@@ -1,0 +1,291 @@
+// A task's life after submission: claiming, running, finishing, cancelling, waiting, and the
+// continuations that then() hangs on it.
+#include <chrono>
+#include <cstdint>
+#include <thread>
+
+#include "background/detail/core.hpp"
+#include "background/error.hpp"
+#include "futex.hpp"
+#include "pool_impl.hpp"
+#include "registry.hpp"
+
+namespace background::detail {
+namespace {
+
+// The mark that closes a task's continuation stack once it has finished.
+task_base* closed_mark() noexcept { return reinterpret_cast<task_base*>(std::uintptr_t{1}); }
+
+// Takes a reference to `t`'s antecedent, or returns null if it has none (any more). The low bit
+// of `antecedent_` is a lock held for the few instructions it takes to add the reference, so
+// drop_antecedent() cannot release the antecedent in between.
+task_base* retain_antecedent(task_base* t) noexcept {
+  std::uintptr_t v = t->antecedent_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (v == 0) return nullptr;
+    if ((v & 1) != 0) {
+      std::this_thread::yield();
+      v = t->antecedent_.load(std::memory_order_relaxed);
+      continue;
+    }
+    // acquire: pairs with the release that unlocked it last.
+    if (t->antecedent_.compare_exchange_weak(v, v | 1, std::memory_order_acquire,
+                                             std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  auto* a = reinterpret_cast<task_base*>(v);
+  a->retain();
+  t->antecedent_.store(v, std::memory_order_release);  // unlock
+  return a;
+}
+
+// Releases `t`'s reference to its antecedent, once the antecedent is no longer needed.
+void drop_antecedent(task_base* t) noexcept {
+  std::uintptr_t v = t->antecedent_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (v == 0) return;
+    if ((v & 1) != 0) {  // a helper holds the lock for a moment
+      std::this_thread::yield();
+      v = t->antecedent_.load(std::memory_order_relaxed);
+      continue;
+    }
+    // acquire: pairs with the helper's unlock, so its reference is counted before ours goes.
+    if (t->antecedent_.compare_exchange_weak(v, 0, std::memory_order_acquire,
+                                             std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  reinterpret_cast<task_base*>(v)->release();
+}
+
+// Reports `t`'s exception to the handler unless a future observed it or it was reported.
+void report_once(task_base* t) noexcept {
+  // acq_rel: the acquire takes the observer's store made before it let go of its future.
+  if (!t->observed_.exchange(true, std::memory_order_acq_rel)) report_unobserved(t->error_);
+}
+
+// What follows a final phase: continuations are scheduled on `p`, or cancelled at once if `t`
+// was cancelled (then `p` is null if `t` was a continuation not yet scheduled), callbacks are
+// called, an exception nobody can observe any more is reported, the caller's reference is
+// dropped if `drop_ref`, and a counted task is reported done to `p`. Doing all this before
+// task_done() means that once pool::wait() returns, finished tasks have been reported and,
+// unless a waiter ran them inline, freed.
+void settle(task_base* t, pool_impl* p, std::uint32_t phase, bool counted,
+            bool drop_ref) noexcept {
+  // acq_rel: the acquire pairs with the release CAS in attach_continuation(), so each pushed
+  // continuation's fields are visible; the release lets a later attach see the mark after the
+  // final phase.
+  task_base* list = t->continuations_.exchange(closed_mark(), std::memory_order_acq_rel);
+  task_base* in_order = nullptr;  // the stack holds the newest first: reverse it
+  while (list != nullptr) {
+    task_base* c = list;
+    list = c->next_;
+    c->next_ = in_order;
+    in_order = c;
+  }
+  while (in_order != nullptr) {
+    task_base* c = in_order;
+    in_order = c->next_;
+    if (phase == st_cancelled) {
+      // Cancelled with its antecedent, at once: running it would only forward that. The
+      // recursion is as deep as a chain of then()s hanging on a task that never started.
+      cancel(c);
+      c->release();
+    } else if (!p->submit(c, /*with_callbacks=*/false, /*internal=*/true)) {
+      c->release();  // cancelled meanwhile
+    }
+  }
+  if (p != nullptr) p->run_callbacks(*t, phase);
+  // An exception whose futures are all gone is reported now, before the pool counts the task
+  // done, so that pool::wait() returns after the report. seq_cst: see release_future().
+  if (phase == st_failed && (t->refs_.load(std::memory_order_seq_cst) >> 32) == 0) {
+    report_once(t);
+  }
+  if (drop_ref) t->release();
+  if (counted) p->task_done();  // the last touch of the pool for this task
+}
+
+}  // namespace
+
+void task_base::destroy(task_base* t) noexcept {
+  drop_antecedent(t);
+  delete t;
+}
+
+void task_base::last_future_dropped(task_base* t, bool destroy_too) noexcept {
+  // seq_cst: see release_future(); if the task has not finished yet, execute() reports.
+  if ((t->state_.load(std::memory_order_seq_cst) & st_phase_mask) == st_failed) {
+    report_once(t);
+  }
+  if (destroy_too) destroy(t);
+}
+
+bool execute(task_base* t, bool drop_ref) noexcept {
+  std::uint32_t s = t->state_.load(std::memory_order_relaxed);
+  do {
+    if ((s & st_phase_mask) != st_queued) {
+      if (drop_ref) t->release();
+      return false;
+    }
+    // acquire: pairs with the release CAS that made a continuation queued (submit()), so its
+    // callable and pool_ are visible; a task from run() was queued from birth and reaches its
+    // claimer through the pool's mutex or the waiter's own hold on its future. The waiter bit
+    // is kept, for the final exchange to wake them.
+  } while (!t->state_.compare_exchange_weak(s, st_running | (s & st_waiters),
+                                            std::memory_order_acquire, std::memory_order_relaxed));
+  run_claimed(t, drop_ref);
+  return true;
+}
+
+void run_claimed(task_base* t, bool drop_ref) noexcept {
+  pool_impl* p = t->pool_;
+  running_frame frame{p, running_frames()};
+  running_frames() = &frame;
+  const std::uint32_t phase = t->invoke();
+  drop_antecedent(t);
+  // release: publishes the value or error_ written by invoke() to whoever loads a final phase
+  // with acquire (done(), wait(), phase()); seq_cst for the report, see release_future().
+  const std::uint32_t prior = t->state_.exchange(phase, std::memory_order_seq_cst);
+  if ((prior & st_waiters) != 0) futex_wake_all(t->state_);
+  settle(t, p, phase, /*counted=*/true, drop_ref);
+  running_frames() = frame.outer;
+  if (frame.holds_pool_ref) p->release();  // the pool was destroyed from inside this task
+}
+
+bool cancel(task_base* t) noexcept {
+  std::uint32_t s = t->state_.load(std::memory_order_relaxed);
+  std::uint32_t phase = 0;
+  do {
+    phase = s & st_phase_mask;
+    if (phase != st_queued && phase != st_pending) return false;
+    // acq_rel: the acquire sees pool_ as submit() left it; the release publishes the final
+    // phase, as a finished task's exchange does.
+  } while (!t->state_.compare_exchange_weak(s, st_cancelled, std::memory_order_acq_rel,
+                                            std::memory_order_relaxed));
+  if ((s & st_waiters) != 0) futex_wake_all(t->state_);
+  t->drop_callable();
+  drop_antecedent(t);
+  if (phase == st_pending) {  // never counted by a pool: only its continuations to cancel
+    settle(t, nullptr, st_cancelled, /*counted=*/false, /*drop_ref=*/false);
+    return true;
+  }
+  // Its callbacks run here: a frame makes them count as inside the pool, as on a worker (so
+  // wait() from one throws, and a pool destroyed from one outlives it).
+  pool_impl* p = t->pool_;
+  running_frame frame{p, running_frames()};
+  running_frames() = &frame;
+  settle(t, p, st_cancelled, /*counted=*/true, /*drop_ref=*/false);
+  running_frames() = frame.outer;
+  if (frame.holds_pool_ref) p->release();
+  return true;
+}
+
+namespace {
+
+// For a worker waiting on the pending task `c`: walks up its chain of pending antecedents. If
+// the first one that is not pending is queued, runs it and returns null with `ran` set.
+// Otherwise returns the last pending link, whose next change (to queued, or cancelled) is what
+// the waiter must sleep on, with a reference to it unless it is `c` itself.
+task_base* help_antecedents(task_base* c, bool& ran) noexcept {
+  ran = false;
+  task_base* link = c;
+  for (;;) {
+    task_base* a = retain_antecedent(link);
+    if (a == nullptr) return link;  // it just lost its antecedent: it is about to change
+    const std::uint32_t phase = a->phase();
+    if (phase == st_pending) {
+      if (link != c) link->release();
+      link = a;
+      continue;
+    }
+    if (phase == st_queued) ran = execute(a, /*drop_ref=*/false);
+    a->release();
+    if (ran) {
+      if (link != c) link->release();
+      return nullptr;
+    }
+    return link;
+  }
+}
+
+// Sleeps until `t`'s state is no longer `s`; sets the waiter bit first. Returns false if the
+// state changed before it could sleep.
+bool sleep_on(task_base* t, std::uint32_t s,
+              const std::chrono::steady_clock::time_point* deadline) noexcept {
+  if ((s & st_waiters) == 0) {
+    // relaxed: only the bit itself is communicated, and every change of state_ is an RMW that
+    // sees it; the transition that clears it wakes us.
+    if (!t->state_.compare_exchange_strong(s, s | st_waiters, std::memory_order_relaxed)) {
+      return false;
+    }
+    s |= st_waiters;
+  }
+  futex_wait(t->state_, s, deadline);
+  return true;
+}
+
+}  // namespace
+
+bool wait(task_base* t, const std::chrono::steady_clock::time_point* deadline) {
+  // Only untimed waits on a worker run tasks: a timed wait could not keep its bound, and a
+  // thread outside the pools runs none, so n stays the bound on concurrency for them.
+  const bool help = deadline == nullptr && pool_impl::current_worker_pool() != nullptr;
+  for (;;) {
+    // acquire: pairs with the release that published a final phase (or made it queued).
+    const std::uint32_t s = t->state_.load(std::memory_order_acquire);
+    const std::uint32_t phase = s & st_phase_mask;
+    if (phase >= st_ready) return true;
+    if (help && phase == st_queued) {
+      execute(t, /*drop_ref=*/false);  // if it lost the race, the next look sees why
+      continue;
+    }
+    if (help && phase == st_pending) {
+      // Sleep on the link of the chain that blocks it, so that this thread wakes (and helps)
+      // when that link is queued, however deep it is.
+      bool ran = false;
+      task_base* link = help_antecedents(t, ran);
+      if (link != nullptr && link != t) {
+        const std::uint32_t ls = link->state_.load(std::memory_order_acquire);
+        if ((ls & st_phase_mask) == st_pending) sleep_on(link, ls, nullptr);
+        link->release();
+        continue;
+      }
+      if (ran) continue;
+    }
+    if (deadline != nullptr && std::chrono::steady_clock::now() >= *deadline) return false;
+    sleep_on(t, s, deadline);
+  }
+}
+
+void attach_continuation(task_base* a, task_base* c) {
+  // acquire: pairs with settle()'s exchange, so a closed mark comes with a's final phase and
+  // pool_id_.
+  task_base* head = a->continuations_.load(std::memory_order_acquire);
+  for (;;) {
+    if (head == closed_mark()) break;
+    c->next_ = head;
+    // release: pairs with settle()'s exchange, which then sees c's fields.
+    if (a->continuations_.compare_exchange_weak(head, c, std::memory_order_release,
+                                                std::memory_order_acquire)) {
+      a->observed_.store(true, std::memory_order_relaxed);  // c carries a's exception on
+      return;
+    }
+  }
+  // `a` has finished.
+  if (a->phase() == st_cancelled) {
+    // Cancelled with it, without a pool: `a` may never have had one (a continuation cancelled
+    // before it was scheduled).
+    cancel(c);
+    c->release();
+    return;
+  }
+  submit_to_pool(a->pool_id_, c);  // throws if a's pool is gone; a stays unobserved then
+  a->observed_.store(true, std::memory_order_relaxed);  // published by release_future()
+}
+
+void submit(pool_impl* p, task_base* t, bool with_callbacks) {
+  p->submit(t, with_callbacks, /*internal=*/false);
+}
+
+}  // namespace background::detail
