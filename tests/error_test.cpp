@@ -1,0 +1,72 @@
+// Tests for error.hpp: the error types and the default and custom handlers.
+#include "background/error.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+
+#include "background/pool.hpp"
+
+namespace {
+
+TEST(ErrorTest, TypesDeriveFromStdExceptions) {
+  const background::cancelled c;
+  const background::shutdown_error s;
+  const std::runtime_error& as_runtime = c;
+  EXPECT_NE(std::string(as_runtime.what()).find("cancelled"), std::string::npos);
+  EXPECT_NE(std::string(s.what()).find("shutting down"), std::string::npos);
+}
+
+TEST(ErrorTest, DefaultHandlerWritesOneLineWithTypeAndWhat) {
+  background::on_error(nullptr);
+  ::testing::internal::CaptureStderr();
+  {
+    background::pool pool{1};
+    pool.run([] { throw std::invalid_argument("bad input 17"); });
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(err,
+            "background: unobserved exception in a task: std::invalid_argument: bad input 17\n");
+}
+
+TEST(ErrorTest, DefaultHandlerNamesNonStdExceptions) {
+  background::on_error(nullptr);
+  ::testing::internal::CaptureStderr();
+  {
+    background::pool pool{1};
+    pool.run([] { throw 3.5; });
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(err,
+            "background: unobserved exception in a task: double (not derived from "
+            "std::exception)\n");
+}
+
+TEST(ErrorTest, OnErrorReturnsThePreviousHandler) {
+  std::atomic<int> first{0};
+  std::atomic<int> second{0};
+  background::on_error([&first](std::exception_ptr) { ++first; });
+  auto previous = background::on_error([&second](std::exception_ptr) { ++second; });
+  ASSERT_TRUE(previous);
+  previous(nullptr);
+  EXPECT_EQ(first, 1);
+  background::on_error(nullptr);
+}
+
+TEST(ErrorTest, ThrowingHandlerIsContained) {
+  background::on_error([](std::exception_ptr) { throw std::runtime_error("handler broke"); });
+  ::testing::internal::CaptureStderr();
+  {
+    background::pool pool{1};
+    pool.run([] { throw std::runtime_error("task"); });
+    EXPECT_EQ(pool.run([] { return 2; }).get(), 2);  // the worker survived
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("the on_error handler threw: std::runtime_error: handler broke"),
+            std::string::npos);
+  background::on_error(nullptr);
+}
+
+}  // namespace
