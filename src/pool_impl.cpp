@@ -116,19 +116,23 @@ void pool_impl::worker_main(worker* self) {
       work_cv_.wait(lock);
       continue;
     }
-    task_base* t = head_;
-    head_ = t->next_;
-    if (head_ == nullptr) tail_ = nullptr;
-    lock.unlock();
-    // Passes on the queue's reference. Does nothing but drop it if a waiter ran the task
-    // inline or it was cancelled.
-    execute(t, /*drop_ref=*/true);
-    lock.lock();
+    run_next(lock);
   }
   self->exited = true;
   lock.unlock();
   tls_worker = nullptr;
   release();  // may delete the pool, if it was destroyed from this thread's task
+}
+
+void pool_impl::run_next(std::unique_lock<std::mutex>& lock) noexcept {
+  task_base* t = head_;
+  head_ = t->next_;
+  if (head_ == nullptr) tail_ = nullptr;
+  lock.unlock();
+  // Passes on the queue's reference. Does nothing but drop it if a waiter ran the task inline
+  // or it was cancelled.
+  execute(t, /*drop_ref=*/true);
+  lock.lock();
 }
 
 bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
@@ -274,12 +278,7 @@ void pool_impl::shut_down() noexcept {
     if (on_worker && head_ != nullptr) {
       // This worker is busy destroying the pool: help its siblings drain the queue (with
       // n = 1, nobody else would).
-      task_base* t = head_;
-      head_ = t->next_;
-      if (head_ == nullptr) tail_ = nullptr;
-      lock.unlock();
-      execute(t, /*drop_ref=*/true);
-      lock.lock();
+      run_next(lock);
       continue;
     }
     idle_cv_.wait(lock);
@@ -294,7 +293,8 @@ void pool_impl::shut_down() noexcept {
   // What is left in the queue are entries of tasks that were run inline or cancelled.
   task_base* leftovers = std::exchange(head_, nullptr);
   tail_ = nullptr;
-  std::list<worker> workers = std::move(workers_);
+  std::list<worker> workers;
+  workers.swap(workers_);
   lock.unlock();
   work_cv_.notify_all();
   while (leftovers != nullptr) std::exchange(leftovers, leftovers->next_)->release();

@@ -74,6 +74,8 @@ class pool_impl {
   void worker_main(worker* self);
   void start_worker();  // with mutex_ held
   void reap_exited();   // with mutex_ held
+  // Pops the queue's head (there is one) and runs it with `lock` released.
+  void run_next(std::unique_lock<std::mutex>& lock) noexcept;
 
   mutable std::mutex mutex_;
   std::condition_variable work_cv_;  // workers: a task was queued, a shrink, or stop_

@@ -8,6 +8,7 @@
 #include <latch>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -80,6 +81,20 @@ TEST_F(BackgroundTest, WaitBlocksUntilAllTasksFinish) {
   for (int i = 0; i < 500; ++i) background::run([&done] { ++done; });
   background::wait();
   EXPECT_EQ(done, 500);
+}
+
+TEST_F(BackgroundTest, WaitRunsNoTaskOnTheCallingThread) {
+  background::n = 1;
+  std::latch release{1};
+  background::run([&release] { release.wait(); });
+  std::vector<background::future<std::thread::id>> queued;
+  for (int i = 0; i < 50; ++i) {
+    queued.push_back(background::run([] { return std::this_thread::get_id(); }));
+  }
+  std::thread releaser([&release] { release.count_down(); });  // races with wait() below
+  background::wait();
+  releaser.join();
+  for (auto& f : queued) EXPECT_NE(f.get(), std::this_thread::get_id());
 }
 
 TEST_F(BackgroundTest, FireAndForgetCallReturnsBeforeTheTaskRuns) {

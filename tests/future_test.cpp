@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "background/background.hpp"
@@ -133,6 +134,21 @@ TEST_P(FutureTest, TimedWaitsCompleteWhenTheTaskDoes) {
   EXPECT_TRUE(f.wait_for(std::chrono::duration<double>::max()));
   EXPECT_TRUE(f.wait_until(std::chrono::steady_clock::time_point::max()));
   EXPECT_EQ(f.get(), 3);
+}
+
+TEST(FutureWaitTest, TimedWaitsAndDoneNeverRunTheTaskInline) {
+  // On the only worker of a pool, the inner task cannot start until the outer one ends, unless
+  // the outer runs it inline: timed waits and done() must not; get() does.
+  background::pool pool{1};
+  auto outer = pool.run([&pool] {
+    auto inner = pool.run([] { return 7; });
+    const bool polled = inner.done() || inner.wait_for(std::chrono::milliseconds(1)) ||
+                        inner.wait_until(std::chrono::steady_clock::now());
+    return std::pair<bool, int>(polled, inner.get());
+  });
+  const auto [polled, value] = outer.get();
+  EXPECT_FALSE(polled);
+  EXPECT_EQ(value, 7);
 }
 
 TEST_P(FutureTest, DoneMakesTheTasksWritesVisible) {
