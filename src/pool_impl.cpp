@@ -186,7 +186,8 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
   }
   tail_ = t;
   if (closing_) idle_cv_.notify_all();  // a worker helping shut_down() may be waiting for it
-  lock.unlock();
+  // Under the lock: once it is released, a worker may run this task, which may destroy the
+  // pool (`delete p` from its own task), and nothing here may touch the pool after that.
   work_cv_.notify_one();
   return true;
 }

@@ -164,17 +164,20 @@ bool cancel(task_base* t) noexcept {
   } while (!t->state_.compare_exchange_weak(s, st_cancelled, std::memory_order_acq_rel,
                                             std::memory_order_relaxed));
   if ((s & st_waiters) != 0) futex_wake_all(t->state_);
-  t->drop_callable();
-  drop_antecedent(t);
   if (phase == st_pending) {  // never counted by a pool: only its continuations to cancel
+    t->drop_callable();
+    drop_antecedent(t);
     settle(t, nullptr, st_cancelled, /*counted=*/false, /*drop_ref=*/false);
     return true;
   }
-  // Its callbacks run here: a frame makes them count as inside the pool, as on a worker (so
-  // wait() from one throws, and a pool destroyed from one outlives it).
+  // The rest runs in a frame of the task's pool, as on a worker: destroying the callable (or
+  // the antecedent) may destroy the pool, which must then wait for the other tasks only, and
+  // outlive this one; callbacks count as inside the pool (wait() from one throws).
   pool_impl* p = t->pool_;
   running_frame frame{p, running_frames()};
   running_frames() = &frame;
+  t->drop_callable();
+  drop_antecedent(t);
   settle(t, p, st_cancelled, /*counted=*/true, /*drop_ref=*/false);
   running_frames() = frame.outer;
   if (frame.holds_pool_ref) p->release();

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "background/detail/testing.hpp"
@@ -286,6 +287,50 @@ TEST(PoolShutdownTest, PoolDestroyedFromItsOwnTask) {
   });
   destroyed.wait();
   EXPECT_EQ(ran, 50);
+}
+
+TEST(PoolShutdownTest, PoolDestroyedFromItsOwnTaskRepeatedly) {
+  // The task may run (and destroy the pool) before run() has even returned to its submitter.
+  for (int i = 0; i < 300; ++i) {
+    auto* pool = new background::pool(1 + static_cast<std::size_t>(i) % 3);
+    std::latch destroyed{1};
+    pool->run([pool, &destroyed] {
+      delete pool;
+      destroyed.count_down();
+    });
+    destroyed.wait();
+  }
+}
+
+TEST(PoolShutdownTest, CancelThatDestroysThePool) {
+  // The cancelled task's callable holds the last reference to its pool: dropping it inside
+  // cancel() runs the pool's destructor, which must not wait for the task being cancelled.
+  auto pool = std::make_shared<background::pool>(1);
+  std::latch release{1};
+  std::latch callable_dropped{1};
+  auto held = pool->run([&release] { release.wait(); });
+  struct signal_on_destruction {
+    explicit signal_on_destruction(std::latch* l) : latch(l) {}
+    signal_on_destruction(signal_on_destruction&& o) noexcept
+        : latch(std::exchange(o.latch, nullptr)) {}
+    ~signal_on_destruction() {
+      if (latch != nullptr) latch->count_down();
+    }
+    std::latch* latch;
+  };
+  struct payload {
+    std::shared_ptr<background::pool> keep;
+    signal_on_destruction signal;  // destroyed first: members go last to first
+  };
+  auto queued = pool->run([p = payload{pool, signal_on_destruction(&callable_dropped)}] {});
+  pool.reset();
+  bool cancelled = false;
+  std::thread canceller([&queued, &cancelled] { cancelled = queued.cancel(); });
+  callable_dropped.wait();  // the destructor is about to wait for `held`
+  release.count_down();
+  canceller.join();
+  EXPECT_TRUE(cancelled);
+  held.get();
 }
 
 TEST(PoolShutdownTest, ContinuationOfTheTaskThatDestroyedItsPool) {
