@@ -16,6 +16,19 @@ namespace {
 // The mark that closes a task's continuation stack once it has finished.
 task_base* closed_mark() noexcept { return reinterpret_cast<task_base*>(std::uintptr_t{1}); }
 
+// Reports `t`'s exception if it failed and nothing can observe the exception any more: no
+// future is left and no continuation may still take it over. Three events race to make that
+// true: the final phase, the last future dropped, the last taker gone. Each is a seq_cst RMW
+// followed by this check's seq_cst loads, so whichever comes last in the total order sees the
+// other two; the exchange on observed_ makes sure only one of them reports.
+void report_if_lost(task_base* t) noexcept {
+  if ((t->state_.load(std::memory_order_seq_cst) & st_phase_mask) != st_failed) return;
+  if ((t->refs_.load(std::memory_order_seq_cst) >> 32) != 0) return;
+  if (t->takers_.load(std::memory_order_seq_cst) != 0) return;
+  // acq_rel: the acquire takes an observer's store, published by its seq_cst RMW above.
+  if (!t->observed_.exchange(true, std::memory_order_acq_rel)) report_unobserved(t->error_);
+}
+
 // Takes a reference to `t`'s antecedent, or returns null if it has none (any more). The low bit
 // of `antecedent_` is a lock held for the few instructions it takes to add the reference, so
 // drop_antecedent() cannot release the antecedent in between.
@@ -40,7 +53,8 @@ task_base* retain_antecedent(task_base* t) noexcept {
   return a;
 }
 
-// Releases `t`'s reference to its antecedent, once the antecedent is no longer needed.
+// Releases `t`'s reference to its antecedent, once the antecedent is no longer needed, and
+// with it `t`'s place among the antecedent's takers.
 void drop_antecedent(task_base* t) noexcept {
   std::uintptr_t v = t->antecedent_.load(std::memory_order_relaxed);
   for (;;) {
@@ -56,13 +70,10 @@ void drop_antecedent(task_base* t) noexcept {
       break;
     }
   }
-  reinterpret_cast<task_base*>(v)->release();
-}
-
-// Reports `t`'s exception to the handler unless a future observed it or it was reported.
-void report_once(task_base* t) noexcept {
-  // acq_rel: the acquire takes the observer's store made before it let go of its future.
-  if (!t->observed_.exchange(true, std::memory_order_acq_rel)) report_unobserved(t->error_);
+  auto* a = reinterpret_cast<task_base*>(v);
+  // The continuation has run (and taken a failed antecedent's exception over), or never will.
+  if (a->takers_.fetch_sub(1, std::memory_order_seq_cst) == 1) report_if_lost(a);
+  a->release();
 }
 
 // What follows a final phase: continuations are scheduled on `p`, or cancelled at once if `t`
@@ -97,11 +108,9 @@ void settle(task_base* t, pool_impl* p, std::uint32_t phase, bool counted,
     }
   }
   if (p != nullptr) p->run_callbacks(*t, phase);
-  // An exception whose futures are all gone is reported now, before the pool counts the task
-  // done, so that pool::wait() returns after the report. seq_cst: see release_future().
-  if (phase == st_failed && (t->refs_.load(std::memory_order_seq_cst) >> 32) == 0) {
-    report_once(t);
-  }
+  // An exception nothing can observe any more is reported now, before the pool counts the
+  // task done, so that pool::wait() returns after the report.
+  if (phase == st_failed) report_if_lost(t);
   if (drop_ref) t->release();
   if (counted) p->task_done();  // the last touch of the pool for this task
 }
@@ -114,10 +123,7 @@ void task_base::destroy(task_base* t) noexcept {
 }
 
 void task_base::last_future_dropped(task_base* t, bool destroy_too) noexcept {
-  // seq_cst: see release_future(); if the task has not finished yet, execute() reports.
-  if ((t->state_.load(std::memory_order_seq_cst) & st_phase_mask) == st_failed) {
-    report_once(t);
-  }
+  report_if_lost(t);
   if (destroy_too) destroy(t);
 }
 
@@ -262,6 +268,8 @@ bool wait(task_base* t, const std::chrono::steady_clock::time_point* deadline) {
 }
 
 void attach_continuation(task_base* a, task_base* c) {
+  // c is one of a's takers from now until its drop_antecedent(). seq_cst: see report_if_lost().
+  a->takers_.fetch_add(1, std::memory_order_seq_cst);
   // acquire: pairs with settle()'s exchange, so a closed mark comes with a's final phase and
   // pool_id_.
   task_base* head = a->continuations_.load(std::memory_order_acquire);
@@ -271,7 +279,6 @@ void attach_continuation(task_base* a, task_base* c) {
     // release: pairs with settle()'s exchange, which then sees c's fields.
     if (a->continuations_.compare_exchange_weak(head, c, std::memory_order_release,
                                                 std::memory_order_acquire)) {
-      a->observed_.store(true, std::memory_order_relaxed);  // c carries a's exception on
       return;
     }
   }
@@ -283,8 +290,7 @@ void attach_continuation(task_base* a, task_base* c) {
     c->release();
     return;
   }
-  submit_to_pool(a->pool_id_, c);  // throws if a's pool is gone; a stays unobserved then
-  a->observed_.store(true, std::memory_order_relaxed);  // published by release_future()
+  submit_to_pool(a->pool_id_, c);  // throws if a's pool is gone: c is then dropped unrun
 }
 
 void submit(pool_impl* p, task_base* t, bool with_callbacks) {

@@ -151,6 +151,34 @@ TEST_F(BackgroundTest, UnobservedExceptionIsReportedExactlyOnce) {
   background::on_error(previous);
 }
 
+TEST_F(BackgroundTest, ForwardedExceptionIsReportedOnceByTheLastLink) {
+  std::atomic<int> reports{0};
+  auto previous = background::on_error([&reports](std::exception_ptr) { ++reports; });
+  background::run([]() -> int { throw std::runtime_error("down the chain"); })
+      .then([](int v) { return v + 1; })
+      .then([](int v) { return v * 2; });  // every future dropped at once
+  background::wait();
+  EXPECT_EQ(reports, 1);
+  background::on_error(previous);
+}
+
+TEST_F(BackgroundTest, CancelledContinuationHandsTheExceptionBack) {
+  std::atomic<int> reports{0};
+  auto previous = background::on_error([&reports](std::exception_ptr) { ++reports; });
+  background::n = 1;
+  std::latch release{1};
+  background::run([&release] { release.wait(); });
+  {
+    auto failing = background::run([]() -> int { throw std::runtime_error("nobody"); });
+    auto next = failing.then([](int v) { return v; });
+    EXPECT_TRUE(next.cancel());  // the only taker is gone before it took anything
+  }
+  release.count_down();
+  background::wait();
+  EXPECT_EQ(reports, 1);
+  background::on_error(previous);
+}
+
 TEST_F(BackgroundTest, ObservedExceptionIsNeverReported) {
   std::atomic<int> reports{0};
   auto previous = background::on_error([&reports](std::exception_ptr) { ++reports; });

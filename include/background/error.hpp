@@ -1,8 +1,9 @@
 // The library's error types and the handler for exceptions that nobody observed.
 //
 // A task's exception travels to its future: `get()` rethrows it, `exception()` returns it and
-// `then()` forwards it. An exception that no future observes before the last copy of the future
-// is gone is passed, once, to the handler set with `on_error()`. Nothing is swallowed and nothing
+// `then()` forwards it to the continuation's future. An exception that nothing can observe any
+// more (the task has failed, the last copy of its future is gone and no continuation will carry
+// it on) is passed, once, to the handler set with `on_error()`. Nothing is swallowed and nothing
 // calls `std::terminate`.
 #ifndef BACKGROUND_ERROR_HPP
 #define BACKGROUND_ERROR_HPP
@@ -43,10 +44,12 @@ using error_handler = std::function<void(std::exception_ptr)>;
 // previous one. An empty `handler` restores the default, which writes one line to stderr with
 // the exception's type and, for a `std::exception`, its `what()`.
 //
-// The handler is called on the thread that releases the last reference to the failed task: a
-// worker, or the thread that drops the last future. It is also called, on the worker, for an
-// exception thrown by a `callback()`. It must be safe to call from any thread; an exception it
-// throws is written to stderr and otherwise ignored.
+// The handler is called at the moment the exception becomes unobservable, on the thread that
+// made it so: the worker that finished the task (before pool::wait() can return), the thread
+// that dropped the last future, or the one that ran or cancelled the last continuation. It is
+// also called, on the thread running callbacks, for an exception a `callback()` throws. It must
+// be safe to call from any thread; an exception it throws is written to stderr and otherwise
+// ignored.
 //
 // **Example**:
 //

@@ -187,10 +187,11 @@ class future {
   // this task once it has succeeded. If this task fails or is cancelled, the returned future
   // fails with the same exception or is cancelled, and `f` is not called. Never blocks. Called
   // on an rvalue, the value is moved into `f`; on an lvalue, `f` gets a const reference.
-  // As with get(), other copies must not read a value that then() moved out. Counts as
-  // observing this task's exception: the new future carries it on. Throws shutdown_error if
-  // the task has finished and its pool is being destroyed (or is gone); this task's exception
-  // is then still unobserved.
+  // As with get(), other copies must not read a value that then() moved out. The new future
+  // carries this task's exception on, which counts as observing it; if the continuation is
+  // cancelled first, the exception is reported as unobserved unless a future of this task
+  // observes it. Throws shutdown_error if the task has finished and its pool is being
+  // destroyed (or is gone).
   template <class F>
   auto then(F&& f) const& {
     return detail::make_continuation<false>(&state(), std::forward<F>(f));

@@ -70,9 +70,8 @@ class task_base {
   }
   // Drops a future's reference. The last future left turns into a library reference for the
   // moment it takes to check whether an unobserved exception must be reported, so the state
-  // cannot be freed under that check. seq_cst: pairs with the seq_cst exchange that publishes a
-  // final phase and the load of refs_ after it (execute() in the core): of a last future
-  // dropped and a task finishing at the same time, at least one side sees the other.
+  // cannot be freed under that check. seq_cst: one of the three RMWs that report_if_lost() in
+  // the core orders (the final phase, the last future, the last continuation).
   void release_future() noexcept {
     std::uint64_t old = refs_.load(std::memory_order_relaxed);
     std::uint64_t next = 0;
@@ -93,9 +92,12 @@ class task_base {
 
   std::atomic<std::uint32_t> state_;
   std::atomic<std::uint64_t> refs_{future_ref};  // a new task has one future
-  // Set by get(), exception() and then(), and by the one report of an exception nobody
-  // observed (an exchange, so that there is only one).
+  // Set by get() and exception(), by a continuation that takes the exception over, and by the
+  // one report of an exception nobody observed (an exchange, so that there is only one).
   std::atomic<bool> observed_{false};
+  // Continuations made by then() that may still take this task's exception over: until they
+  // have run or been cancelled, an exception is not reported. seq_cst RMWs, see report_if_lost().
+  std::atomic<std::uint32_t> takers_{0};
   std::exception_ptr error_;             // written before a release of st_failed
   pool_impl* pool_ = nullptr;            // the pool it runs on; valid until it finishes
   std::uint64_t pool_id_ = 0;            // finds that pool later, if it still exists
@@ -111,8 +113,8 @@ class task_base {
  private:
   // Drops the antecedent and deletes. Defined in the core.
   BACKGROUND_API static void destroy(task_base* t) noexcept;
-  // Reports the exception if `t` failed and nobody observed it; then, if `destroy_too`,
-  // destroys it.
+  // Reports the exception if `t` failed and nothing can observe it any more; then, if
+  // `destroy_too`, destroys it.
   BACKGROUND_API static void last_future_dropped(task_base* t, bool destroy_too) noexcept;
 };
 
@@ -205,6 +207,9 @@ class then_state final : public result_state<U> {
       // forwarded below
     } else if (phase == st_failed) {
       this->error_ = a->error_;
+      // This future carries it on now. relaxed: published by the seq_cst decrement of
+      // a->takers_ that follows (drop_antecedent() in the core).
+      a->observed_.store(true, std::memory_order_relaxed);
     } else {
       phase = this->store([this, a]() -> U {
         if constexpr (std::is_void_v<T>) {
