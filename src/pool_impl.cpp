@@ -131,8 +131,9 @@ void pool_impl::run_next(std::unique_lock<std::mutex>& lock) noexcept {
   lock.unlock();
   // Passes on the queue's reference. Does nothing but drop it if a waiter ran the task inline
   // or it was cancelled.
-  execute(t, /*drop_ref=*/true);
+  const bool ran = execute(t, /*drop_ref=*/true);
   lock.lock();
+  if (!ran && --stale_entries_ == 0 && outstanding_ == 0) idle_cv_.notify_all();
 }
 
 bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
@@ -192,12 +193,13 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
   return true;
 }
 
-void pool_impl::task_done() noexcept {
+void pool_impl::task_done(bool entry_left) noexcept {
   // The decrement and the notify happen under the lock, and nothing touches the pool after the
   // unlock: shut_down() may delete it as soon as outstanding_ reaches what it waits for.
   std::lock_guard<std::mutex> lock(mutex_);
   --outstanding_;
-  if (outstanding_ == 0 || closing_) idle_cv_.notify_all();
+  if (entry_left) ++stale_entries_;
+  if ((outstanding_ == 0 && stale_entries_ == 0) || closing_) idle_cv_.notify_all();
 }
 
 void pool_impl::resize(std::size_t threads) {
@@ -229,7 +231,7 @@ void pool_impl::wait() {
         "itself; wait for the futures you need instead");
   }
   std::unique_lock<std::mutex> lock(mutex_);
-  idle_cv_.wait(lock, [this] { return outstanding_ == 0; });
+  idle_cv_.wait(lock, [this] { return outstanding_ == 0 && stale_entries_ == 0; });
 }
 
 void pool_impl::add_callback(std::function<void(const outcome&)> f) {

@@ -43,7 +43,9 @@ class pool_impl {
   // they run inline once the workers are gone.
   bool submit(task_base* t, bool with_callbacks, bool internal);
   // Called once for every queued task when it has finished (after its callbacks).
-  void task_done() noexcept;
+  // `entry_left` says that its queue entry still holds a reference, because a waiter ran it
+  // inline or it was cancelled: wait() then also waits for a worker to drop that entry.
+  void task_done(bool entry_left) noexcept;
   void resize(std::size_t threads);
   std::size_t size() const noexcept;
   void wait();
@@ -74,7 +76,8 @@ class pool_impl {
   void worker_main(worker* self);
   void start_worker();  // with mutex_ held
   void reap_exited();   // with mutex_ held
-  // Pops the queue's head (there is one) and runs it with `lock` released.
+  // Pops the queue's head (there is one) and runs it with `lock` released (or, if it already
+  // ran or was cancelled, drops the entry).
   void run_next(std::unique_lock<std::mutex>& lock) noexcept;
 
   mutable std::mutex mutex_;
@@ -85,6 +88,10 @@ class pool_impl {
   std::size_t target_ = 0;       // size(): the size last set
   std::size_t active_ = 0;       // threads that have not decided to leave
   std::size_t outstanding_ = 0;  // tasks queued or running, not yet task_done()
+  // Queue entries of tasks that a waiter ran or that were cancelled, not yet dropped by a
+  // worker. It may be -1 for a moment: a worker can drop an entry before the task's runner
+  // reports it done.
+  std::ptrdiff_t stale_entries_ = 0;
   bool closing_ = false;         // shut_down() has started
   bool stop_ = false;            // workers must leave now
   std::list<worker> workers_;

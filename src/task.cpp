@@ -80,8 +80,8 @@ void drop_antecedent(task_base* t) noexcept {
 // was cancelled (then `p` is null if `t` was a continuation not yet scheduled), callbacks are
 // called, an exception nobody can observe any more is reported, the caller's reference is
 // dropped if `drop_ref`, and a counted task is reported done to `p`. Doing all this before
-// task_done() means that once pool::wait() returns, finished tasks have been reported and,
-// unless a waiter ran them inline, freed.
+// task_done() means that once pool::wait() returns, finished tasks have been reported and, if
+// their futures are gone, freed.
 void settle(task_base* t, pool_impl* p, std::uint32_t phase, bool counted,
             bool drop_ref) noexcept {
   // acq_rel: the acquire pairs with the release CAS in attach_continuation(), so each pushed
@@ -112,7 +112,9 @@ void settle(task_base* t, pool_impl* p, std::uint32_t phase, bool counted,
   // task done, so that pool::wait() returns after the report.
   if (phase == st_failed) report_if_lost(t);
   if (drop_ref) t->release();
-  if (counted) p->task_done();  // the last touch of the pool for this task
+  // The last touch of the pool for this task. Without `drop_ref`, a counted task was run by a
+  // waiter or cancelled, and its queue entry is left for a worker to drop.
+  if (counted) p->task_done(/*entry_left=*/!drop_ref);
 }
 
 }  // namespace

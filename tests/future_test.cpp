@@ -389,6 +389,20 @@ TEST_P(FutureTest, FinishedTaskIsFreedOnceItsFutureIsGone) {
   EXPECT_EQ(counted::live, 0);  // fire-and-forget tasks free everything once done
 }
 
+TEST_P(FutureTest, TasksRunInlineAreFreedByTheTimeWaitReturns) {
+  ASSERT_EQ(counted::live, 0);
+  auto outer = pool_.run([this] {
+    int sum = 0;
+    for (int i = 0; i < 100; ++i) {
+      sum += pool_.run([c = counted(i)] { return counted(c.value); }).get().value;
+    }
+    return sum;
+  });
+  EXPECT_EQ(outer.get(), 4950);
+  pool_.wait();  // also waits for the queue entries of tasks that the waiter ran itself
+  EXPECT_EQ(counted::live, 0);
+}
+
 TEST_P(FutureTest, ContinuationChainsFreeTheirAntecedents) {
   ASSERT_EQ(counted::live, 0);
   auto f = pool_.run([] { return counted(0); });

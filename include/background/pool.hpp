@@ -116,8 +116,10 @@ class BACKGROUND_API pool {
   // pool::wait()
   //
   // Blocks until no task is queued or running on this pool, including tasks submitted while it
-  // waits, and callbacks. It runs no task on the calling thread. Throws std::logic_error if
-  // called from one of this pool's own tasks or callbacks, which would wait for itself.
+  // waits, and their callbacks and error reports are done; by then the pool holds no finished
+  // task, so a task whose futures are gone has been freed. It runs no task on the calling
+  // thread. Throws std::logic_error if called from one of this pool's own tasks or callbacks,
+  // which would wait for itself.
   void wait();
 
   // pool::callback()
