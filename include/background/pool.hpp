@@ -70,7 +70,10 @@ class BACKGROUND_API pool {
   // joins the workers. From the moment it starts, submissions from any thread but the pool's
   // own tasks throw shutdown_error. It may be called from one of the pool's own tasks (or
   // reached through std::exit in one): then it returns once every other task has finished, and
-  // that task finishes on its thread afterwards. Never throws.
+  // that task (with its continuations and callbacks) finishes on its thread afterwards, which
+  // then exits; nothing waits for that last part, so such a task must not use objects that its
+  // caller may destroy once the pool is gone. Since it blocks until the pool's tasks finish,
+  // two pools whose tasks destroy each other deadlock. Never throws.
   ~pool();
 
   pool(const pool&) = delete;
