@@ -23,6 +23,8 @@ task_base* closed_mark() noexcept { return reinterpret_cast<task_base*>(std::uin
 // other two; the exchange on observed_ makes sure only one of them reports.
 void report_if_lost(task_base* t) noexcept {
   if ((t->state_.load(std::memory_order_seq_cst) & st_phase_mask) != st_failed) return;
+  // Futures before takers, not the other way round: a taker is only ever added through a
+  // live future, so once no future is seen, every then() made before is already counted.
   if ((t->refs_.load(std::memory_order_seq_cst) >> 32) != 0) return;
   if (t->takers_.load(std::memory_order_seq_cst) != 0) return;
   // acq_rel: the acquire takes an observer's store, published by its seq_cst RMW above.
@@ -168,7 +170,8 @@ bool cancel(task_base* t) noexcept {
     phase = s & st_phase_mask;
     if (phase != st_queued && phase != st_pending) return false;
     // acq_rel: the acquire sees pool_ as submit() left it; the release publishes the final
-    // phase, as a finished task's exchange does.
+    // phase, as a finished task's exchange does. Not seq_cst: a cancelled task has no
+    // exception to report, so it takes no part in report_if_lost()'s ordering.
   } while (!t->state_.compare_exchange_weak(s, st_cancelled, std::memory_order_acq_rel,
                                             std::memory_order_relaxed));
   if ((s & st_waiters) != 0) futex_wake_all(t->state_);
