@@ -113,7 +113,9 @@ void pool_impl::worker_main(worker* self) {
       break;
     }
     if (head_ == nullptr) {
+      ++sleeping_;
       work_cv_.wait(lock);
+      --sleeping_;
       continue;
     }
     run_next(lock);
@@ -187,9 +189,17 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
   }
   tail_ = t;
   if (closing_) idle_cv_.notify_all();  // a worker helping shut_down() may be waiting for it
-  // Under the lock: once it is released, a worker may run this task, which may destroy the
-  // pool (`delete p` from its own task), and nothing here may touch the pool after that.
-  work_cv_.notify_one();
+  // Wake a worker only if one sleeps (decided under the lock, so none is missed), and after
+  // unlocking, so that it does not wake into a held mutex. Once the lock is released a worker
+  // may run this task, which may destroy the pool (`delete p` from its own task): a reference
+  // keeps the pool alive for the notify.
+  const bool wake = sleeping_ > 0;
+  if (wake) retain();
+  lock.unlock();
+  if (wake) {
+    work_cv_.notify_one();
+    release();
+  }
   return true;
 }
 

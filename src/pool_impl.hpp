@@ -87,6 +87,7 @@ class pool_impl {
   task_base* tail_ = nullptr;
   std::size_t target_ = 0;       // size(): the size last set
   std::size_t active_ = 0;       // threads that have not decided to leave
+  std::size_t sleeping_ = 0;     // workers waiting on work_cv_
   std::size_t outstanding_ = 0;  // tasks queued or running, not yet task_done()
   // Queue entries of tasks that a waiter ran or that were cancelled, not yet dropped by a
   // worker. It may be -1 for a moment: a worker can drop an entry before the task's runner
