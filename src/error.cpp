@@ -1,4 +1,6 @@
 // The error types and the handler for exceptions nobody observed.
+#include "background/error.hpp"
+
 #include <cxxabi.h>
 
 #include <cstdio>
@@ -6,8 +8,6 @@
 #include <mutex>
 #include <string>
 #include <typeinfo>
-
-#include "background/error.hpp"
 
 namespace background {
 
@@ -49,8 +49,8 @@ void print(const std::exception_ptr& e, const char* what_happened) noexcept {
                  type_name(abi::__cxa_current_exception_type()).c_str(), ex.what());
   } catch (...) {
     try {
-      std::fprintf(stderr, "background: %s: %s (not derived from std::exception)\n",
-                   what_happened, type_name(abi::__cxa_current_exception_type()).c_str());
+      std::fprintf(stderr, "background: %s: %s (not derived from std::exception)\n", what_happened,
+                   type_name(abi::__cxa_current_exception_type()).c_str());
     } catch (...) {
       std::fputs("background: unobserved exception in a task\n", stderr);
     }

@@ -19,9 +19,8 @@ void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
   timespec* timeout = nullptr;
   if (deadline != nullptr) {
     // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, which is steady_clock's.
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        deadline->time_since_epoch())
-                        .count();
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
     if (ns <= 0) return;
     ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
     ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
@@ -33,8 +32,7 @@ void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
 }
 
 void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept {
-  syscall(SYS_futex, static_cast<void*>(&word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr,
-          0);
+  syscall(SYS_futex, static_cast<void*>(&word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
 }
 
 }  // namespace background::detail

@@ -93,8 +93,8 @@ class pool_impl {
   // worker. It may be -1 for a moment: a worker can drop an entry before the task's runner
   // reports it done.
   std::ptrdiff_t stale_entries_ = 0;
-  bool closing_ = false;         // shut_down() has started
-  bool stop_ = false;            // workers must leave now
+  bool closing_ = false;  // shut_down() has started
+  bool stop_ = false;     // workers must leave now
   std::list<worker> workers_;
 
   // One for the pool object and one for each worker thread that has not returned.

@@ -84,8 +84,7 @@ void drop_antecedent(task_base* t) noexcept {
 // dropped if `drop_ref`, and a counted task is reported done to `p`. Doing all this before
 // task_done() means that once pool::wait() returns, finished tasks have been reported and, if
 // their futures are gone, freed.
-void settle(task_base* t, pool_impl* p, std::uint32_t phase, bool counted,
-            bool drop_ref) noexcept {
+void settle(task_base* t, pool_impl* p, std::uint32_t phase, bool counted, bool drop_ref) noexcept {
   // acq_rel: the acquire pairs with the release CAS in attach_continuation(), so each pushed
   // continuation's fields are visible; the release lets a later attach see the mark after the
   // final phase.

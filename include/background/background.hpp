@@ -67,9 +67,11 @@ class pool_size {
  public:
   // Resizes the default pool at once; see pool::resize(). Throws std::invalid_argument for 0,
   // a negative number, or above pool::max_size, and changes nothing then.
+  // clang-format off
   template <std::integral I>
     requires(!std::same_as<I, bool>)
   pool_size& operator=(I threads) {
+    // clang-format on
     if constexpr (std::is_signed_v<I>) {
       if (threads < 0) throw std::invalid_argument("background::n: size must be positive");
     }

@@ -26,8 +26,8 @@ auto submit_call(pool_impl* p, F&& f, Args&&... args) {
                 "task and passed as rvalues, as std::thread does: use std::ref to pass a "
                 "reference.");
   using R = call_result_t<F, Args...>;
-  auto* t = new call_state<R, std::decay_t<F>, std::decay_t<Args>...>(
-      std::forward<F>(f), std::forward<Args>(args)...);
+  auto* t = new call_state<R, std::decay_t<F>, std::decay_t<Args>...>(std::forward<F>(f),
+                                                                      std::forward<Args>(args)...);
   future<R> result = future_access::adopt<R>(t);
   t->retain();  // the queue's reference, which submit() takes over
   try {

@@ -98,12 +98,12 @@ class task_base {
   // Continuations made by then() that may still take this task's exception over: until they
   // have run or been cancelled, an exception is not reported. seq_cst RMWs, see report_if_lost().
   std::atomic<std::uint32_t> takers_{0};
-  std::exception_ptr error_;             // written before a release of st_failed
-  pool_impl* pool_ = nullptr;            // the pool it runs on; valid until it finishes
-  std::uint64_t pool_id_ = 0;            // finds that pool later, if it still exists
-  std::atomic<std::uintptr_t> antecedent_{0};  // then(): task_base* it waits for | lock bit
+  std::exception_ptr error_;                        // written before a release of st_failed
+  pool_impl* pool_ = nullptr;                       // the pool it runs on; valid until it finishes
+  std::uint64_t pool_id_ = 0;                       // finds that pool later, if it still exists
+  std::atomic<std::uintptr_t> antecedent_{0};       // then(): task_base* it waits for | lock bit
   std::atomic<task_base*> continuations_{nullptr};  // stack of then() tasks, or a closed mark
-  task_base* next_ = nullptr;            // link in a continuation stack or a pool's queue
+  task_base* next_ = nullptr;                 // link in a continuation stack or a pool's queue
   const callback_node* callbacks_ = nullptr;  // last pool callback to call, or none
 
  protected:
@@ -169,14 +169,14 @@ class call_state final : public result_state<R> {
  public:
   template <class F, class... A>
   explicit call_state(F&& f, A&&... args)
-      : result_state<R>(st_queued), call_(std::in_place, std::forward<F>(f),
-                                          std::forward<A>(args)...) {}
+      : result_state<R>(st_queued),
+        call_(std::in_place, std::forward<F>(f), std::forward<A>(args)...) {}
 
   std::uint32_t invoke() noexcept override {
     const std::uint32_t phase = this->store([this]() -> R {
-      return std::apply([](Fn& f, Args&... args) -> R {
-        return std::invoke(std::move(f), std::move(args)...);
-      }, *call_);
+      return std::apply(
+          [](Fn& f, Args&... args) -> R { return std::invoke(std::move(f), std::move(args)...); },
+          *call_);
     });
     call_.reset();
     return phase;
@@ -194,14 +194,15 @@ template <class U, class T, class Fn, bool MoveValue>
 class then_state final : public result_state<U> {
  public:
   template <class F>
-  explicit then_state(F&& f) : result_state<U>(st_pending), fn_(std::in_place, std::forward<F>(f)) {}
+  explicit then_state(F&& f)
+      : result_state<U>(st_pending), fn_(std::in_place, std::forward<F>(f)) {}
 
   std::uint32_t invoke() noexcept override {
     // relaxed: the antecedent was set before this task was published, and it is cleared only
     // after this call (or instead of it, by cancel() and destroy()); a helper may have set the
     // lock bit, which is masked off.
-    auto* a = reinterpret_cast<result_state<T>*>(
-        this->antecedent_.load(std::memory_order_relaxed) & ~std::uintptr_t{1});
+    auto* a = reinterpret_cast<result_state<T>*>(this->antecedent_.load(std::memory_order_relaxed) &
+                                                 ~std::uintptr_t{1});
     std::uint32_t phase = a->phase();
     if (phase == st_cancelled) {
       // forwarded below
