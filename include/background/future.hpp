@@ -35,10 +35,6 @@ struct future_access {
   static future<T> adopt(result_state<T>* s) noexcept {
     return future<T>(s);
   }
-  template <class T>
-  static result_state<T>* state(const future<T>& f) noexcept {
-    return f.s_;
-  }
 };
 
 template <class T>
