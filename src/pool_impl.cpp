@@ -36,6 +36,10 @@ void fail_next_thread_starts(int count) noexcept {
   failing_thread_starts.store(count, std::memory_order_relaxed);
 }
 
+std::size_t worker_threads(const pool& p) noexcept {
+  return pool_access::impl(p)->worker_threads();
+}
+
 running_frame*& running_frames() noexcept { return tls_frames; }
 
 pool_impl* pool_impl::current_worker_pool() noexcept { return tls_worker; }
@@ -232,6 +236,13 @@ void pool_impl::resize(std::size_t threads) {
 std::size_t pool_impl::size() const noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
   return target_;
+}
+
+std::size_t pool_impl::worker_threads() const noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::size_t n = 0;
+  for (const worker& w : workers_) n += w.exited ? 0 : 1;
+  return n;
 }
 
 void pool_impl::wait() {

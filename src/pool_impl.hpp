@@ -48,6 +48,8 @@ class pool_impl {
   void task_done(bool entry_left) noexcept;
   void resize(std::size_t threads);
   std::size_t size() const noexcept;
+  // Worker threads that have not left their loop (detail::worker_threads()).
+  std::size_t worker_threads() const noexcept;
   void wait();
   void add_callback(std::function<void(const outcome&)> f);
   // Calls the callbacks that `t` remembers, with its outcome.
@@ -105,6 +107,11 @@ class pool_impl {
   // remembers a node also sees its function and every node before it.
   std::atomic<callback_node*> callbacks_head_{nullptr};
   std::atomic<callback_node*> callbacks_tail_{nullptr};
+};
+
+// How the library reaches a public pool's engine.
+struct pool_access {
+  static pool_impl* impl(const pool& p) noexcept { return p.impl_; }
 };
 
 // Claims `t` (queued -> running), runs it, finishes it and returns true; false if someone else

@@ -28,6 +28,10 @@
 
 namespace background {
 
+namespace detail {
+struct pool_access;  // the library's own view of a pool's engine (src/, tests' seams)
+}  // namespace detail
+
 // outcome
 //
 // What a callback sees of a finished task: whether it succeeded, failed or was cancelled, and
@@ -137,6 +141,7 @@ class BACKGROUND_API pool {
 
  private:
   friend detail::pool_impl* detail::default_pool_impl();
+  friend struct detail::pool_access;
   detail::pool_impl* impl_;
 };
 

@@ -1,7 +1,7 @@
 // stress_mix: randomized stress of everything at once. Driver threads work against 4
 // replaceable pools and the default pool: run() roots that submit and get nested tasks,
 // then()-chains (on lvalues and rvalues, on finished and unfinished futures, with fan-out),
-// cancels from drivers and from tasks, resizes (1..16) from outside and inside tasks,
+// cancels from drivers and from tasks, resizes (1..64) from outside and inside tasks,
 // pool::wait() and background::wait(), dropped futures, std and non-std exceptions, callbacks
 // that throw, and pools destroyed from outside, from one of their own tasks (with or without
 // the submitter still holding the pool while run() returns), and by a cancel() whose dropped
@@ -16,16 +16,21 @@
 //   on_error() handler); at most once on a chain where a cancel() succeeded, at least once on a
 //   chain with fan-out; each exception a callback throws is reported exactly once;
 // - callbacks run once per run() submission; pool::wait() from its own task throws logic_error;
+// - no future is pending after its pool's wait() (roots and chains a driver submitted to one
+//   pool just before waiting for it);
+// - once idle, each pool's worker threads are exactly the size last set (after a final resize);
+// - no thread is left behind by a destroyed pool: the process ends each round with its own
+//   threads and the default pool's, no more;
 // - once every pool is destroyed and every future dropped, no object a task captured or
 //   returned is alive (exactly 0, after waiting without sleeps for the pools and their threads);
 // - no hang (the watchdog aborts after 120 s without progress).
 //
-// Usage: stress_mix [--seed N] [--seconds S=3] [--drivers K=6]
-#include <background/background.hpp>
-
+// Usage: stress_mix [--seed N] [--seconds S=3] [--drivers K=6]; above 60 s, a soak run in
+// rounds (see main()).
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <background/background.hpp>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -52,6 +57,7 @@ constexpr long callback_error_base = max_nodes;  // ids of exceptions that callb
 constexpr long max_callback_errors = 1 << 16;
 constexpr int slot_count = 4;
 constexpr std::size_t bag_capacity = 3000;
+constexpr std::size_t max_size = 64;  // resizes pick a size in 1..max_size
 
 struct result {
   live_object live_;
@@ -93,17 +99,21 @@ struct pool_slot {
 
 class mix_test {
  public:
-  mix_test()
-      : nodes_(new node_record[max_nodes]),
-        chain_cancelled_(new std::atomic<bool>[max_nodes]()),
-        chain_fanout_(new std::atomic<bool>[max_nodes]()),
-        callback_error_hits_(new std::atomic<int>[max_callback_errors]()) {}
-
-  // Runs `drivers` driver threads for `seconds`, then observes every kept leaf, destroys the
-  // pools and checks the invariants.
-  void run(std::uint64_t seed, int seconds, int drivers) {
+  // Routes every reported exception to this test, and counts the default pool's callbacks.
+  mix_test() {
     bg::on_error([this](std::exception_ptr e) { hit(exception_id(e)); });
-    install_callbacks(bg::default_pool());
+    install_callbacks(bg::default_pool());  // once: callbacks cannot be removed
+  }
+  mix_test(const mix_test&) = delete;
+  mix_test& operator=(const mix_test&) = delete;
+  ~mix_test() { bg::on_error({}); }
+
+  // One round: runs `drivers` driver threads for `seconds` (or until node ids run out), then
+  // observes every kept leaf, checks each pool's idle thread count, destroys the pools and checks
+  // the invariants. Rounds run one after another on the same object (a soak run).
+  // `base_threads` is the process's thread count without any pool's.
+  void run(std::uint64_t seed, int seconds, int drivers, long base_threads) {
+    reset();
     bg::n = 2;
     random_source rng(stress::derive_seed(seed, 1000));
     for (pool_slot& s : slots_) s.pool_ = make_pool(rng);
@@ -111,9 +121,8 @@ class mix_test {
     const auto end = steady::now() + std::chrono::seconds(seconds);
     std::vector<std::thread> threads;
     for (int i = 0; i < drivers; ++i) {
-      threads.emplace_back([this, end, s = stress::derive_seed(seed, static_cast<unsigned>(i))] {
-        driver(s, end);
-      });
+      threads.emplace_back(
+          [this, end, s = stress::derive_seed(seed, static_cast<unsigned>(i))] { driver(s, end); });
     }
     for (std::thread& t : threads) t.join();
     stress::enter_phase("observing kept leaves");
@@ -127,13 +136,28 @@ class mix_test {
       stress::progress();
     }
     bag.clear();
+    stress::enter_phase("idle thread counts");
+    for (pool_slot& s : slots_) {
+      stress::check_idle_threads(*s.pool_);  // the size the drivers left it at
+      s.pool_->resize(1 + rng.below(max_size));
+      stress::check_idle_threads(*s.pool_);
+    }
+    stress::check_idle_threads(bg::default_pool());
+    bg::n = 1 + rng.below(max_size);
+    resizes_ += 1 + slot_count;
+    stress::check_idle_threads(bg::default_pool());
     stress::enter_phase("destroying pools");
     for (pool_slot& s : slots_) s.pool_.reset();
     bg::wait();
     stress::check_nothing_left();
+    stress::check_process_threads(
+        base_threads + static_cast<long>(bg::detail::worker_threads(bg::default_pool())));
     check_records();
-    bg::on_error({});
   }
+
+  // Tasks (run() roots and then() links) submitted and resizes made in the last round.
+  long tasks() const { return std::min(next_node_.load(), max_nodes) - 1; }
+  long resizes() const { return resizes_.load(); }
 
  private:
   node_record& record(long id) { return nodes_[static_cast<std::size_t>(id)]; }
@@ -195,8 +219,7 @@ class mix_test {
   }
 
   void check_value(const result& r, long node) {
-    check(r.value_ == node, "a leaf's value is its own", "value %ld for node %ld", r.value_,
-          node);
+    check(r.value_ == node, "a leaf's value is its own", "value %ld for node %ld", r.value_, node);
     const int ran = record(node).ran_.load();
     check(ran == 1, "a task with a value ran once", "node %ld has a value but ran %d", node, ran);
   }
@@ -323,16 +346,18 @@ class mix_test {
       record(*node).root_ = true;
       bg::future<result> f = submit_root(target, *node, depth + 1, rng.next());
       long leaf = *node;
-      if (rng.coin()) f = then_chain(std::move(f), leaf, target, rng.below(5), depth + 1, rng,
-                                     false);
+      if (rng.coin())
+        f = then_chain(std::move(f), leaf, target, rng.below(5), depth + 1, rng, false);
       observe_leaf(f, leaf, rng.coin(), rng.coin());
     }
     switch (rng.below(12)) {
       case 0:
-        if (self != nullptr) self->resize(1 + rng.below(std::size_t{16}));
+        if (self != nullptr) self->resize(1 + rng.below(max_size));
+        resizes_.fetch_add(1);
         break;
       case 1:
-        bg::n = 1 + rng.below(16);
+        bg::n = 1 + rng.below(max_size);
+        resizes_.fetch_add(1);
         break;
       case 2:
         cancel_random(rng, true);
@@ -520,26 +545,47 @@ class mix_test {
         observe_leaf(e.future_, e.node_, rng.coin(), rng.coin());
       } else {  // extend a chain: then() on a finished or unfinished future, maybe a gone pool
         long leaf = e.node_;
-        e.future_ = then_chain(std::move(e.future_), leaf, nullptr, 1 + rng.below(3), 0, rng,
-                               false);
+        e.future_ =
+            then_chain(std::move(e.future_), leaf, nullptr, 1 + rng.below(3), 0, rng, false);
         if (leaf != e.node_) e.deleter_ = false;
         e.node_ = leaf;
         bag_put(std::move(e), rng);
       }
     } else if (op < 80) {
       const int s = rng.below(slot_count + 1);
-      const std::size_t k = 1 + rng.below(std::size_t{16});
+      const std::size_t k = 1 + rng.below(max_size);
       if (s == slot_count) {
         bg::n = k;
       } else if (auto p = slot_pool(s)) {
         p->resize(k);
       }
-    } else if (op < 83) {
+      resizes_.fetch_add(1);
+    } else if (op < 83) {  // a few roots and chains on one pool, then that pool's wait()
+      std::shared_ptr<bg::pool> hold;
       const int s = rng.below(slot_count + 1);
-      if (s == slot_count) {
+      if (s != slot_count && !(hold = slot_pool(s))) return;
+      bg::pool& target = hold ? *hold : bg::default_pool();
+      std::vector<bag_entry> mine;
+      for (int i = 1 + rng.below(4); i > 0; --i) {
+        const std::optional<long> node = new_node(-1);
+        if (!node) break;
+        record(*node).root_ = true;
+        bg::future<result> f = submit_root(&target, *node, 0, rng.next());
+        long leaf = *node;
+        if (rng.coin()) f = then_chain(std::move(f), leaf, &target, rng.below(4), 0, rng, false);
+        mine.push_back(bag_entry{std::move(f), leaf, false});
+      }
+      if (hold) {
+        hold->wait();
+      } else {
         bg::wait();
-      } else if (auto p = slot_pool(s)) {
-        p->wait();
+      }
+      waits_.fetch_add(1);
+      for (bag_entry& e : mine) {
+        // then() runs a continuation on its antecedent's pool: the whole chain is `target`'s.
+        check(e.future_.done(), "no future of a pool is pending after its wait()", "node %ld",
+              e.node_);
+        bag_put(std::move(e), rng);
       }
     } else if (op < 89) {  // destroy a pool from outside (whoever drops the last reference)
       const int s = rng.below(slot_count);
@@ -603,9 +649,25 @@ class mix_test {
           callback_calls_.load(), submissions_with_callbacks_.load());
     std::printf(
         "nodes=%ld roots=%ld thrown=%ld callback-throws=%ld shutdown_errors=%ld "
-        "deleters run/cancelled=%ld/%ld pools destroyed from outside=%ld\n",
-        nodes - 1, roots, thrown, callback_errors, shutdown_errors_.load(),
-        deletes_inside_.load(), deleter_cancels_.load(), deletes_outside_.load());
+        "deleters run/cancelled=%ld/%ld pools destroyed from outside=%ld resizes=%ld "
+        "checked waits=%ld\n",
+        nodes - 1, roots, thrown, callback_errors, shutdown_errors_.load(), deletes_inside_.load(),
+        deleter_cancels_.load(), deletes_outside_.load(), resizes_.load(), waits_.load());
+  }
+
+  // Fresh records and counters for a round; called with no task of the test's running.
+  void reset() {
+    nodes_.reset(new node_record[max_nodes]);
+    chain_cancelled_.reset(new std::atomic<bool>[max_nodes]());
+    chain_fanout_.reset(new std::atomic<bool>[max_nodes]());
+    callback_error_hits_.reset(new std::atomic<int>[max_callback_errors]());
+    for (std::atomic<long>* c : {&next_callback_error_, &failed_outcomes_, &callback_calls_,
+                                 &submissions_with_callbacks_, &shutdown_errors_, &deletes_inside_,
+                                 &deletes_outside_, &deleter_cancels_, &resizes_, &waits_}) {
+      c->store(0);
+    }
+    next_node_ = 1;
+    stop_ = false;
   }
 
   std::unique_ptr<node_record[]> nodes_;
@@ -621,6 +683,8 @@ class mix_test {
   std::atomic<long> deletes_inside_{0};
   std::atomic<long> deletes_outside_{0};
   std::atomic<long> deleter_cancels_{0};
+  std::atomic<long> resizes_{0};
+  std::atomic<long> waits_{0};
   std::atomic<bool> stop_{false};  // node ids exhausted
   std::mutex bag_mutex_;
   std::vector<bag_entry> bag_;
@@ -629,10 +693,46 @@ class mix_test {
 
 }  // namespace
 
+// Usage as for every stress program; with --seconds above `round_seconds`, a soak run: rounds
+// of `round_seconds` one after another, each with its own seed (printed, so that a failing round
+// can be rerun alone with --seed and --seconds), each checking every invariant, and a line of
+// figures per round: tasks, resizes and the resident set size once the round's pools are gone.
 int main(int argc, char** argv) {
+  constexpr int round_seconds = 60;
   const stress::options o = stress::parse_options(argc, argv, 6);
   stress::watchdog dog;
+  const long base_threads = stress::process_threads();  // main and the watchdog's, before pools
   auto test = std::make_unique<mix_test>();
-  test->run(o.seed_, o.seconds_, o.drivers_);
+  if (o.seconds_ <= round_seconds) {
+    test->run(o.seed_, o.seconds_, o.drivers_, base_threads);
+    return stress::finish("stress_mix");
+  }
+  const auto start = steady::now();
+  const auto end = start + std::chrono::seconds(o.seconds_);
+  long tasks = 0;
+  long resizes = 0;
+  long first_rss = -1;
+  for (std::uint64_t round = 0; steady::now() < end && stress::stats.violations_ == 0; ++round) {
+    const std::uint64_t seed = stress::derive_seed(o.seed_, 1000000 + round);
+    stress::stats.seed_ = seed;
+    const auto left = std::chrono::ceil<std::chrono::seconds>(end - steady::now()).count();
+    const int seconds = static_cast<int>(std::min<long long>(round_seconds, left));
+    std::printf("round %llu: seed %llu, %d s\n", static_cast<unsigned long long>(round),
+                static_cast<unsigned long long>(seed), seconds);
+    std::fflush(stdout);
+    test->run(seed, seconds, o.drivers_, base_threads);
+    tasks += test->tasks();
+    resizes += test->resizes();
+    const long rss = stress::resident_kib();
+    if (first_rss < 0) first_rss = rss;
+    const auto minutes = std::chrono::duration<double>(steady::now() - start).count() / 60;
+    std::printf(
+        "round %llu done at %.1f min: tasks %ld (total %ld), resizes %ld (total %ld), "
+        "rss %ld KiB (after round 0: %ld KiB)\n",
+        static_cast<unsigned long long>(round), minutes, test->tasks(), tasks, test->resizes(),
+        resizes, rss, first_rss);
+    std::fflush(stdout);
+  }
+  if (stress::stats.violations_ == 0) stress::stats.seed_ = o.seed_;  // else: the round's
   return stress::finish("stress_mix");
 }

@@ -9,9 +9,12 @@
 #ifndef BACKGROUND_TESTS_STRESS_SUPPORT_HPP
 #define BACKGROUND_TESTS_STRESS_SUPPORT_HPP
 
-#include <background/background.hpp>
+#include <dirent.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <background/background.hpp>
+#include <background/detail/testing.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdarg>
@@ -30,10 +33,10 @@ namespace stress {
 // The counters every part of a test reaches: object constructors, task bodies, callbacks and
 // the on_error() handler, on any thread. The one global of a stress program.
 struct run_stats {
-  std::atomic<long> live_{0};             // live_object instances alive
+  std::atomic<long> live_{0};  // live_object instances alive
   std::atomic<long> violations_{0};
   std::atomic<const char*> first_violation_{nullptr};
-  std::atomic<long> progress_{0};         // bumped by every step; the watchdog watches it
+  std::atomic<long> progress_{0};  // bumped by every step; the watchdog watches it
   std::atomic<const char*> phase_{"start"};
   std::atomic<long> tracked_pools_{0};    // pools from make_tracked_pool() not yet destroyed
   std::atomic<long> tracked_threads_{0};  // threads from track_thread_exit() still running
@@ -60,8 +63,8 @@ class live_object {
 
 // Records a violation of `invariant` unless `ok`, and prints it with the seed and `details`
 // (printf-style). Prints the first 20 violations only; counts all. Safe from any thread.
-[[gnu::format(printf, 3, 4)]] inline void check(bool ok, const char* invariant,
-                                                const char* details, ...) {
+[[gnu::format(printf, 3, 4)]] inline void check(bool ok, const char* invariant, const char* details,
+                                                ...) {
   if (ok) return;
   const char* none = nullptr;
   stats.first_violation_.compare_exchange_strong(none, invariant);
@@ -118,9 +121,9 @@ struct options {
 inline options parse_options(int argc, char** argv, int default_drivers) {
   options o;
   o.drivers_ = default_drivers;
-  o.seed_ = static_cast<std::uint64_t>(
-                std::chrono::system_clock::now().time_since_epoch().count()) %
-            1000000000u;
+  o.seed_ =
+      static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) %
+      1000000000u;
   auto usage = [argv] {
     std::fprintf(stderr, "usage: %s [--seed N] [--seconds S] [--drivers K]\n", argv[0]);
     std::exit(2);
@@ -181,9 +184,8 @@ class watchdog {
                      "HANG (seed %llu): no progress for %lld s in phase '%s'; live objects %ld, "
                      "pools %ld, pool threads %ld\n",
                      static_cast<unsigned long long>(stats.seed_),
-                     static_cast<long long>(limit.count()), stats.phase_.load(),
-                     stats.live_.load(), stats.tracked_pools_.load(),
-                     stats.tracked_threads_.load());
+                     static_cast<long long>(limit.count()), stats.phase_.load(), stats.live_.load(),
+                     stats.tracked_pools_.load(), stats.tracked_threads_.load());
         std::abort();
       }
     }
@@ -227,6 +229,56 @@ inline void track_thread_exit() {
     }
   };
   thread_local exit_signal signal;  // constructed on this thread's first call, once
+}
+
+// The threads this process has now (entries of /proc/self/task), or -1 if it cannot tell.
+inline long process_threads() {
+  DIR* dir = ::opendir("/proc/self/task");
+  if (dir == nullptr) return -1;
+  long n = 0;
+  while (const dirent* e = ::readdir(dir)) n += e->d_name[0] == '.' ? 0 : 1;
+  ::closedir(dir);
+  return n;
+}
+
+// This process's resident set size in KiB (from /proc/self/statm), or -1.
+inline long resident_kib() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return -1;
+  long pages = 0;
+  long resident = -1;
+  if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = -1;
+  std::fclose(f);
+  return resident < 0 ? -1 : resident * (::sysconf(_SC_PAGESIZE) / 1024);
+}
+
+// Waits until `p` is idle and its worker threads are exactly its size(): the size last set,
+// once the threads a shrink made surplus have left. A count that never settles is a hang, which
+// the watchdog reports (this loop does not count as progress).
+inline void check_idle_threads(background::pool& p) {
+  p.wait();
+  const char* const previous = stats.phase_.exchange("waiting for an idle pool's threads");
+  progress();
+  while (background::detail::worker_threads(p) != p.size()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  stats.phase_.store(previous);
+}
+
+// Waits until this process has exactly `expected` threads again: a thread left behind by a
+// destroyed pool is a hang, which the watchdog reports with the phase below.
+inline void check_process_threads(long expected) {
+  enter_phase("waiting until no thread of a destroyed pool is left");
+  for (;;) {
+    const long n = process_threads();
+    if (n == expected || n < 0) return;
+    if (n < expected) {
+      check(false, "the process's threads are the ones expected", "%ld threads, %ld expected", n,
+            expected);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 // Checks that nothing a test made is left: waits until every tracked pool is destroyed and every

@@ -2,13 +2,24 @@
 #ifndef BACKGROUND_DETAIL_TESTING_HPP
 #define BACKGROUND_DETAIL_TESTING_HPP
 
+#include <cstddef>
+
 #include "background/detail/export.hpp"
+
+namespace background {
+class pool;
+}  // namespace background
 
 namespace background::detail {
 
 // Makes the next `count` worker-thread starts, in any pool, fail with std::system_error
 // (EAGAIN), as when the system is out of threads. 0 turns it off.
 BACKGROUND_API void fail_next_thread_starts(int count) noexcept;
+
+// The number of worker threads `p` has now: started and not yet out of their loop. Once the
+// pool is idle and a shrink's surplus threads have left, it equals `p.size()`; threads that a
+// shrink made surplus count until they leave.
+BACKGROUND_API std::size_t worker_threads(const pool& p) noexcept;
 
 }  // namespace background::detail
 
