@@ -5,8 +5,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
-#include <string>
 #include <typeinfo>
 
 namespace background {
@@ -22,67 +22,87 @@ shutdown_error::shutdown_error()
 namespace {
 
 // Leaked on purpose, so that tasks finishing during static destruction can still report.
+//
+// The handler lives in a shared_ptr so that report_unobserved() takes it with a pointer copy,
+// which cannot fail: copying the std::function itself may allocate, and a report must reach the
+// handler even when memory is short.
 struct handler_slot {
   std::mutex mutex;
-  error_handler handler;
+  std::shared_ptr<error_handler> handler;  // null: the default handler
 };
 handler_slot& slot() {
   static auto* s = new handler_slot;
   return *s;
 }
 
-std::string type_name(const std::type_info* type) {
-  if (type == nullptr) return "unknown type";
-  int status = 0;
-  char* demangled = abi::__cxa_demangle(type->name(), nullptr, nullptr, &status);
-  std::string name = status == 0 && demangled != nullptr ? demangled : type->name();
-  std::free(demangled);
-  return name;
-}
-
-// One line on stderr: "background: unobserved exception in a task: TYPE: WHAT".
+// One line on stderr: "background: WHAT_HAPPENED: TYPE: WHAT". Allocates nothing through
+// operator new, so that it works when that is what failed (__cxa_demangle uses malloc, and
+// falls back to the mangled name if that fails).
 void print(const std::exception_ptr& e, const char* what_happened) noexcept {
+  const std::type_info* type = nullptr;
+  const char* what = nullptr;
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
-    std::fprintf(stderr, "background: %s: %s: %s\n", what_happened,
-                 type_name(abi::__cxa_current_exception_type()).c_str(), ex.what());
+    type = abi::__cxa_current_exception_type();
+    what = ex.what();
   } catch (...) {
-    try {
-      std::fprintf(stderr, "background: %s: %s (not derived from std::exception)\n", what_happened,
-                   type_name(abi::__cxa_current_exception_type()).c_str());
-    } catch (...) {
-      std::fputs("background: unobserved exception in a task\n", stderr);
-    }
+    type = abi::__cxa_current_exception_type();
   }
+  int status = 0;
+  char* demangled =
+      type == nullptr ? nullptr : abi::__cxa_demangle(type->name(), nullptr, nullptr, &status);
+  const char* name = demangled != nullptr && status == 0 ? demangled
+                     : type != nullptr                   ? type->name()
+                                                         : "unknown type";
+  if (what != nullptr) {
+    std::fprintf(stderr, "background: %s: %s: %s\n", what_happened, name, what);
+  } else {
+    std::fprintf(stderr, "background: %s: %s (not derived from std::exception)\n", what_happened,
+                 name);
+  }
+  std::free(demangled);
 }
 
 }  // namespace
 
 error_handler on_error(error_handler handler) {
+  // Everything that can fail happens before the swap, so on failure the old handler stays.
+  std::shared_ptr<error_handler> next;
+  if (handler) next = std::make_shared<error_handler>(std::move(handler));
   handler_slot& s = slot();
   std::lock_guard<std::mutex> lock(s.mutex);
-  std::swap(s.handler, handler);
-  return handler;
+  error_handler previous;
+  if (s.handler != nullptr) {
+    // Only the slot and report_unobserved() calls in flight hold the handler, and those take
+    // their copy of the pointer under this lock: if the slot holds the only one, nobody else can
+    // be reading it, and it can be moved out instead of copied.
+    if (s.handler.use_count() == 1) {
+      previous = std::move(*s.handler);
+    } else {
+      previous = *s.handler;  // may throw; the slot is unchanged then
+    }
+  }
+  s.handler = std::move(next);
+  return previous;
 }
 
 namespace detail {
 
 void report_unobserved(std::exception_ptr e) noexcept {
   if (e == nullptr) return;
-  error_handler handler;
-  try {
+  std::shared_ptr<error_handler> handler;
+  {
     handler_slot& s = slot();
     std::lock_guard<std::mutex> lock(s.mutex);
     handler = s.handler;  // called outside the lock, so it may call on_error() itself
-  } catch (...) {
   }
-  if (!handler) {
+  if (handler == nullptr) {
     print(e, "unobserved exception in a task");
     return;
   }
   try {
-    handler(std::move(e));
+    (*handler)(std::move(e));
   } catch (...) {
     print(std::current_exception(), "the on_error handler threw");
   }

@@ -47,9 +47,14 @@ using error_handler = std::function<void(std::exception_ptr)>;
 // The handler is called at the moment the exception becomes unobservable, on the thread that
 // made it so: the worker that finished the task (before pool::wait() can return), the thread
 // that dropped the last future, or the one that ran or cancelled the last continuation. It is
-// also called, on the thread running callbacks, for an exception a `callback()` throws. It must
-// be safe to call from any thread; an exception it throws is written to stderr and otherwise
-// ignored.
+// also called, on the thread running callbacks, for an exception a `callback()` throws. The
+// handler is stored once and that one object is called, so it must be safe to call from several
+// threads at the same time (keep shared state in atomics or behind a lock, not in a `mutable`
+// lambda's captures); an exception it throws is written to stderr and otherwise ignored.
+// Reporting allocates nothing, so it works when memory is exhausted; the default handler too.
+//
+// If `on_error()` itself throws (std::bad_alloc while storing `handler`), the previous handler
+// stays installed.
 //
 // **Example**:
 //
