@@ -74,9 +74,10 @@ TEST_P(PoolTest, NestedWaitCompletes) {
 TEST_P(PoolTest, NestedWaitOnAContinuationCompletes) {
   background::pool pool{size()};
   auto outer = pool.run([&pool] {
-    return pool.run([] { return 1; }).then([](int v) { return v + 1; }).then([](int v) {
-      return v * 10;
-    }).get();
+    return pool.run([] { return 1; })
+        .then([](int v) { return v + 1; })
+        .then([](int v) { return v * 10; })
+        .get();
   });
   EXPECT_EQ(outer.get(), 20);
 }
@@ -127,6 +128,36 @@ TEST_P(PoolTest, EveryWorkerBlockedInNestedWaits) {
     }));
   }
   for (std::size_t i = 0; i < size(); ++i) EXPECT_EQ(outers[i].get(), static_cast<int>(i));
+}
+
+// With more than one worker, tasks that block for a long time (on a latch the test holds) hold
+// only their own workers: every other task still runs, on the one worker left free.
+class PoolBlockedTaskTest : public PoolTest {};
+
+INSTANTIATE_TEST_SUITE_P(PoolSizesAboveOne, PoolBlockedTaskTest, ::testing::Values(2, 4, 8, 64));
+
+TEST_P(PoolBlockedTaskTest, BlockedTasksDoNotStopTheOthers) {
+  constexpr int others = 1000;
+  background::pool pool{size()};
+  const auto blocked_count = static_cast<std::ptrdiff_t>(size() - 1);
+  std::latch all_blocked{blocked_count};
+  std::latch release{1};
+  std::vector<background::future<int>> blocked;
+  for (std::ptrdiff_t i = 0; i < blocked_count; ++i) {
+    blocked.push_back(pool.run([&all_blocked, &release] {
+      all_blocked.count_down();
+      release.wait();
+      return 1;
+    }));
+  }
+  all_blocked.wait();  // every worker but one is held from now on
+  std::vector<background::future<int>> results;
+  for (int i = 0; i < others; ++i) results.push_back(pool.run([i] { return i * 2; }));
+  // The test thread is no worker, so it never runs a task itself: the free worker runs them.
+  for (int i = 0; i < others; ++i) EXPECT_EQ(results[static_cast<std::size_t>(i)].get(), i * 2);
+  for (const auto& f : blocked) EXPECT_FALSE(f.done());  // still blocked all along
+  release.count_down();
+  for (auto& f : blocked) EXPECT_EQ(f.get(), 1);
 }
 
 TEST_P(PoolTest, ResizeChangesSize) {
@@ -243,7 +274,7 @@ TEST_P(PoolTest, DestructorRunsWhatQueuedTasksSubmit) {
     background::pool pool{size()};
     for (int i = 0; i < 100; ++i) {
       pool.run([&pool, &ran] {
-        pool.run([&ran] { ++ran; });                           // nested, during the drain
+        pool.run([&ran] { ++ran; });                              // nested, during the drain
         pool.run([] { return 1; }).then([&ran](int) { ++ran; });  // and a continuation
       });
     }

@@ -1,9 +1,12 @@
 // exit_scenarios: the child program of exit_test and cpu_count_test. Each scenario, named by
 // argv[1], ends the process the way a user's program might (main returns with tasks queued, a
-// task calls std::exit, a pool is deleted by its own task) and writes one line per event to
-// stdout, so that the parent can tell from the lines and the exit status whether a queued task
-// was lost. A hang is the parent's to detect.
+// task calls std::exit, a pool is deleted by its own task), or changes the process itself in a
+// way a test must not do to its own (its CPU affinity, its thread limit), and writes one line
+// per event to stdout, so that the parent can tell from the lines and the exit status whether a
+// queued task was lost. A hang is the parent's to detect.
+#include <grp.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -11,12 +14,14 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <latch>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 #include "background/background.hpp"
 
@@ -245,6 +250,78 @@ int affinity_one_cpu() {
   return 0;
 }
 
+// h: thread creation fails for real. RLIMIT_NPROC is lowered below the number of tasks (threads
+// count) that the process's user already has, so every new thread fails with EAGAIN. The limit
+// does not bind root, so a root child first becomes nobody (65534); if it cannot, it says
+// "skip: <why>" and nothing else. Then a pool of 2 is made, both workers are held and 200 tasks
+// queued behind them, and the limit is lowered: growing must throw std::system_error
+// (resource_unavailable_try_again) and leave the size at 2, twice; a new pool must throw the
+// same; once the workers are let go, every queued task runs. Finally the limit is put back and
+// the pool grows.
+//
+// Only the soft limit is lowered (to 1): the hard limit stays, so that this unprivileged
+// process can raise it again, for the last resize and for LeakSanitizer, which starts a tracer
+// task at exit under the asan preset (with the hard limit at 1 too, it fails: "LeakSanitizer
+// has encountered a fatal error"). ThreadSanitizer starts no thread while the limit is low, so
+// the scenario runs under every preset.
+
+// How a call that has to start threads ended, as the parent expects to read it.
+template <class Call>
+std::string outcome_of(Call&& call) {
+  try {
+    call();
+    return "ok";
+  } catch (const std::system_error& e) {
+    if (e.code() == std::errc::resource_unavailable_try_again) {
+      return "system_error resource_unavailable_try_again";
+    }
+    return "system_error " + e.code().message();
+  } catch (const std::exception& e) {
+    return std::string("unexpected exception: ") + e.what();
+  }
+}
+
+int nproc_limit() {
+  if (::geteuid() == 0) {
+    constexpr uid_t nobody = 65534;
+    if (::setgroups(0, nullptr) != 0 || ::setgid(nobody) != 0 || ::setuid(nobody) != 0) {
+      say(std::string("skip: cannot drop root to uid 65534: ") + std::strerror(errno));
+      return 0;
+    }
+  }
+  rlimit original{};
+  if (::getrlimit(RLIMIT_NPROC, &original) != 0) return 12;
+
+  background::pool p{2};
+  std::latch all_busy{2};
+  std::latch release{1};
+  for (int i = 0; i < 2; ++i) {
+    p.run([&all_busy, &release] {
+      all_busy.count_down();
+      release.wait();
+    });
+  }
+  all_busy.wait();  // both workers are held: what follows stays queued
+  for (int i = 0; i < task_count; ++i) p.run([i] { say(task_line(i)); });
+
+  const rlimit lowered{1, original.rlim_max};
+  if (::setrlimit(RLIMIT_NPROC, &lowered) != 0) return 13;
+  say("resize to 8: " + outcome_of([&p] { p.resize(8); }));
+  say("size " + std::to_string(p.size()));
+  say("resize to 3: " + outcome_of([&p] { p.resize(3); }));
+  say("size " + std::to_string(p.size()));
+  say("new pool: " + outcome_of([] { background::pool q{1}; }));
+  say("workers released");
+  release.count_down();
+  p.wait();
+  say("all tasks done");
+
+  if (::setrlimit(RLIMIT_NPROC, &original) != 0) return 14;
+  say("resize to 4 after the limit is restored: " + outcome_of([&p] { p.resize(4); }));
+  say("size " + std::to_string(p.size()));
+  return 0;
+}
+
 std::size_t size_argument(int argc, char** argv) {
   if (argc < 3) return 0;
   return static_cast<std::size_t>(std::strtoul(argv[2], nullptr, 10));
@@ -265,9 +342,10 @@ int main(int argc, char** argv) {
     return pool_deleted_by_own_task(threads);
   }
   if (scenario == "affinity1") return affinity_one_cpu();
+  if (scenario == "nproc_limit") return nproc_limit();
   std::fprintf(stderr,
                "usage: exit_scenarios main_returns | exit_from_task N | "
                "exit_from_global_pool_task | unobserved_exception | static_before_pool | "
-               "wait_before_return | pool_deleted_by_own_task N | affinity1\n");
+               "wait_before_return | pool_deleted_by_own_task N | affinity1 | nproc_limit\n");
   return 2;
 }

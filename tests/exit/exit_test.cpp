@@ -2,7 +2,8 @@
 // runs one scenario of exit_scenarios in a child process and checks its output and exit status:
 // tasks still queued run when main returns, when a task calls std::exit and when a pool is
 // deleted by its own task; an unobserved exception is reported once; statics used by tasks
-// outlive them when used as documented; and nothing hangs. Each test also counts the lines, so
+// outlive them when used as documented; a pool that cannot start threads (the system's thread
+// limit) throws and keeps working; and nothing hangs. Each test also counts the lines, so
 // that any other line (a sanitizer's report, a line the scenario must never reach) fails it.
 #include <gtest/gtest.h>
 
@@ -148,6 +149,34 @@ TEST(ExitTest, ExitFromTaskOfGlobalPoolRunsQueuedTasks) {
   const auto lines = lines_of(r.output);
   EXPECT_TRUE(all_tasks_ran_between(lines, "exit called")) << r.output;
   EXPECT_EQ(lines.size(), task_count + 1u) << r.output;
+}
+
+// h: with the thread limit (RLIMIT_NPROC) below what the child's user already has, growing a
+// pool throws std::system_error (resource_unavailable_try_again) and leaves it as it was, twice;
+// a new pool throws the same; the 200 tasks queued behind its busy workers all run; and once the
+// limit is back, the pool grows. Skipped when the child, running as root, cannot become nobody
+// (root is not bound by the limit).
+TEST(ExitTest, ThreadLimitMakesGrowingThrowAndKeepsThePool) {
+  const child_result r = run_scenario({"nproc_limit"});
+  ASSERT_TRUE(r.exited_with(0)) << r.describe();
+  const auto lines = lines_of(r.output);
+  if (lines.size() == 1 && lines[0].rfind("skip: ", 0) == 0) GTEST_SKIP() << lines[0];
+  const std::vector<std::string> before = {
+      "resize to 8: system_error resource_unavailable_try_again", "size 2",
+      "resize to 3: system_error resource_unavailable_try_again", "size 2",
+      "new pool: system_error resource_unavailable_try_again",    "workers released",
+  };
+  const std::vector<std::string> after = {
+      "all tasks done",
+      "resize to 4 after the limit is restored: ok",
+      "size 4",
+  };
+  ASSERT_EQ(lines.size(), before.size() + task_count + after.size()) << r.output;
+  for (std::size_t i = 0; i < before.size(); ++i) EXPECT_EQ(lines[i], before[i]) << r.output;
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    EXPECT_EQ(lines[before.size() + task_count + i], after[i]) << r.output;
+  }
+  EXPECT_TRUE(all_tasks_ran_between(lines, "workers released", "all tasks done")) << r.output;
 }
 
 // f: a heap pool of each size is deleted by one of its own tasks while 200 tasks are queued:
