@@ -50,7 +50,8 @@ TEST_F(BackgroundTest, AssigningNResizesTheDefaultPool) {
   // All 110 threads exist at once: each task waits for all the others.
   std::latch all{110};
   std::vector<background::future<void>> futures;
-  for (int i = 0; i < 110; ++i) futures.push_back(background::run([&all] { all.arrive_and_wait(); }));
+  for (int i = 0; i < 110; ++i)
+    futures.push_back(background::run([&all] { all.arrive_and_wait(); }));
   for (auto& f : futures) f.get();
   background::n = 3u;
   EXPECT_EQ(static_cast<std::size_t>(background::n), 3u);
@@ -154,9 +155,11 @@ TEST_F(BackgroundTest, UnobservedExceptionIsReportedExactlyOnce) {
 TEST_F(BackgroundTest, ForwardedExceptionIsReportedOnceByTheLastLink) {
   std::atomic<int> reports{0};
   auto previous = background::on_error([&reports](std::exception_ptr) { ++reports; });
-  background::run([]() -> int { throw std::runtime_error("down the chain"); })
-      .then([](int v) { return v + 1; })
-      .then([](int v) { return v * 2; });  // every future dropped at once
+  background::run([]() -> int {
+    throw std::runtime_error("down the chain");
+  }).then([](int v) {
+      return v + 1;
+    }).then([](int v) { return v * 2; });  // every future dropped at once
   background::wait();
   EXPECT_EQ(reports, 1);
   background::on_error(previous);

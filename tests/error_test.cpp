@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <latch>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -67,6 +69,39 @@ TEST(ErrorTest, ThrowingHandlerIsContained) {
   EXPECT_NE(err.find("the on_error handler threw: std::runtime_error: handler broke"),
             std::string::npos);
   background::on_error(nullptr);
+}
+
+// The exception of a failed task whose futures are gone is owed to its continuations; when the
+// last of them is cancelled before it runs, nobody will ever take it, and it is reported then.
+TEST(ErrorTest, CancellingTheLastContinuationReportsTheAntecedentsException) {
+  std::atomic<int> reports{0};
+  auto previous = background::on_error([&reports](std::exception_ptr) { ++reports; });
+  {
+    background::pool pool{1};
+    std::latch a_may_fail{1};
+    std::latch b_started{1};
+    std::latch b_may_end{1};
+    std::optional<background::future<void>> a = pool.run([&a_may_fail] {
+      a_may_fail.wait();
+      throw std::runtime_error("only the continuation could have taken this");
+    });
+    auto c = a->then([] {});  // attached while `a` runs
+    auto b = pool.run([&b_started, &b_may_end] {
+      b_started.count_down();
+      b_may_end.wait();
+    });
+    a_may_fail.count_down();  // `a` fails and queues `c` behind `b`
+    b_started.wait();         // the only worker now runs `b`: `c` is queued
+    a->wait();
+    a.reset();  // `c` still owes the exception: no report yet
+    EXPECT_EQ(reports, 0);
+    EXPECT_TRUE(c.cancel());
+    b_may_end.count_down();
+    pool.wait();
+    EXPECT_THROW(c.get(), background::cancelled);
+  }
+  EXPECT_EQ(reports, 1);
+  background::on_error(previous);
 }
 
 }  // namespace

@@ -270,8 +270,9 @@ TEST_P(FutureTest, ThenOnVoidAndReturningVoid) {
 }
 
 TEST_P(FutureTest, ThenOnAnRvalueMovesTheValueIn) {
-  auto f = pool_.run([] { return std::make_unique<int>(8); })
-               .then([](std::unique_ptr<int> p) { return *p + 1; });
+  auto f = pool_.run([] { return std::make_unique<int>(8); }).then([](std::unique_ptr<int> p) {
+    return *p + 1;
+  });
   EXPECT_EQ(f.get(), 9);
 }
 
@@ -346,7 +347,7 @@ TEST(FutureCancelTest, ThenOnACancelledContinuationIsCancelled) {
   auto c = a.then([](int x) { return x + 1; });  // pending
   EXPECT_TRUE(a.cancel());                       // c is cancelled with it, never scheduled
   EXPECT_THROW(c.get(), background::cancelled);
-  auto d = c.then([](int x) { return x; });      // not a shutdown_error: the pool lives
+  auto d = c.then([](int x) { return x; });  // not a shutdown_error: the pool lives
   EXPECT_THROW(d.get(), background::cancelled);
 }
 
@@ -412,6 +413,73 @@ TEST_P(FutureTest, ContinuationChainsFreeTheirAntecedents) {
   EXPECT_EQ(f.get().value, 200);
   pool_.wait();
   EXPECT_EQ(counted::live, 1);  // only the last value: each link let go of the one before it
+}
+
+TEST_P(FutureTest, TasksRunInlineAreFreedByTheTimeWaitReturnsEveryTime) {
+  // As above, many times over: wait() must also wait for the worker that drops the queue entry
+  // of a task its waiter ran, which happens just after the outer task is counted done.
+  ASSERT_EQ(counted::live, 0);
+  for (int i = 0; i < 3000; ++i) {
+    pool_.run([this, i] { (void)pool_.run([i] { return counted(i); }).get(); });
+    pool_.wait();
+    ASSERT_EQ(counted::live, 0) << "iteration " << i;
+  }
+}
+
+// A waiter that runs a queued task inline and a worker that pops it race to claim it; exactly
+// one of them must run it. Several threads submit and wait at once, on every pool size.
+TEST_P(FutureTest, AWaiterAndAWorkerNeverBothRunATask) {
+  constexpr int threads = 4;
+  constexpr int per_thread = 3000;
+  std::vector<std::atomic<int>> runs(threads * per_thread);
+  std::vector<std::thread> submitters;
+  for (int t = 0; t < threads; ++t) {
+    submitters.emplace_back([this, &runs, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        const auto slot = static_cast<std::size_t>(t * per_thread + i);
+        pool_.run([&runs, slot] { runs[slot].fetch_add(1); }).get();
+      }
+    });
+  }
+  for (auto& s : submitters) s.join();
+  pool_.wait();
+  for (std::size_t i = 0; i < runs.size(); ++i) ASSERT_EQ(runs[i], 1) << "task " << i;
+}
+
+// then() from several threads at once on copies of one future, while its task finishes: every
+// continuation is kept, runs once, and its future becomes ready.
+TEST_P(FutureTest, ThenFromManyThreadsAtOnceKeepsEveryContinuation) {
+  constexpr int threads = 4;
+  constexpr int rounds = 500;
+  std::atomic<int> calls{0};
+  std::vector<std::vector<background::future<int>>> continuations(threads);
+  for (int r = 0; r < rounds; ++r) {
+    std::latch start{threads + 1};
+    auto f = pool_.run([&start] {
+      start.arrive_and_wait();  // finishes while the threads attach
+      return 1;
+    });
+    std::vector<std::thread> attachers;
+    for (int t = 0; t < threads; ++t) {
+      attachers.emplace_back([&, t, f] {
+        start.arrive_and_wait();
+        continuations[static_cast<std::size_t>(t)].push_back(f.then([&calls](int v) {
+          calls.fetch_add(v);
+          return v;
+        }));
+      });
+    }
+    for (auto& a : attachers) a.join();
+    f.wait();  // the task has left `start` before the next round's latch takes its place
+  }
+  pool_.wait();
+  EXPECT_EQ(calls, threads * rounds);
+  for (auto& list : continuations) {
+    for (auto& c : list) {
+      ASSERT_TRUE(c.done()) << "a continuation was lost";
+      EXPECT_EQ(c.get(), 1);
+    }
+  }
 }
 
 }  // namespace

@@ -192,6 +192,28 @@ TEST_P(PoolTest, ShrinkingNeverBlocks) {
   EXPECT_EQ(pool.size(), 1u);
   release.count_down();
   for (auto& f : held) f.get();
+  pool.wait();
+  // The surplus threads leave once their tasks are done (a hang here fails by timeout).
+  while (background::detail::worker_threads(pool) != 1) std::this_thread::yield();
+  EXPECT_EQ(pool.run([] { return 3; }).get(), 3);
+}
+
+TEST_P(PoolTest, WorkerThreadsFollowTheSize) {
+  background::pool pool{size()};
+  const auto settles_at = [&pool](std::size_t n) {
+    pool.wait();
+    while (background::detail::worker_threads(pool) != n) std::this_thread::yield();
+    return true;
+  };
+  EXPECT_TRUE(settles_at(size()));
+  pool.resize(size() + 3);
+  EXPECT_GE(background::detail::worker_threads(pool), size() + 3);  // started by resize()
+  EXPECT_TRUE(settles_at(size() + 3));
+  pool.resize(1);
+  EXPECT_TRUE(settles_at(1));
+  for (int i = 0; i < 100; ++i) pool.run([] {});
+  pool.resize(size());
+  EXPECT_TRUE(settles_at(size()));
 }
 
 TEST_P(PoolTest, ResizeUnderLoadLosesAndDuplicatesNothing) {
