@@ -1,0 +1,874 @@
+// fuzz_ops: a libFuzzer target. Each input is decoded into a sequence of operations on three
+// small pools of its own and on the default pool, run from the fuzzer's thread while the pools'
+// workers run the tasks; then everything is waited for, dropped and destroyed, and the
+// invariants below are checked. A violation prints `fuzz_ops: VIOLATION: <invariant>: <details>`
+// and aborts, so libFuzzer saves the input as a crash; a hang is its timeout, a leak its leak
+// report. The default pool (a process singleton) lives across inputs; each input ends with it
+// idle and background::n back to 2.
+//
+// Input format. Byte 0 sets the pools' sizes: pool k (0..2) has 1 + ((b >> 2k) & 3) threads,
+// and is made on first use. Then come up to 256 operations: an opcode byte, taken modulo 12, and
+// one or two argument bytes `a` and `s`. A missing byte reads as 0, so every input is valid.
+// Pool index 3 is the default pool. Eight slots keep a future each (and a "shadow" copy of it).
+//
+//   op  what                 arguments
+//   0   submit a task        a: pool a&3, task kind (a>>2)&7, slot a>>5; s: seed (the kind's
+//                            argument), s&0x80 submits with task() instead of run(), s&0x40
+//                            drops the future at once (fire-and-forget) instead of keeping it
+//   1   then() on a slot     a: slot a&7, continuation kind (a>>3)&3, (a>>5)&1 on the rvalue,
+//                            (a>>6)&1 fan-out: a second then() on the same future goes to slot
+//                            (a+1)&7; s: seed. The slot then holds the continuation's future
+//   2   cancel() a slot      a: slot a&7
+//   3   drop a slot          a: slot a&7; a&8 drops only the shadow copy
+//   4   observe a slot       a: slot a&7, (a>>3)%3: get(), std::move(f).get(), exception();
+//                            the slot is then emptied (each future is observed at most once)
+//   5   resize a pool        a: pool a&3, to k = a>>2: 1 + k%16 threads if k < 48, else
+//                            1 + k (49..64: thread starts dominate the cost of an input, so
+//                            big pools are the rarer case); background::n = 1 + k%8
+//   6   wait for a pool      a: pool a&3: pool::wait() or background::wait()
+//   7   replace a pool       a: pool a%3 is destroyed (even while busy) and made again with
+//                            1 + ((a>>2)&3) threads
+//   8   register a callback  a: pool a&3, mode (a>>2)&3: count only, throw a std exception on a
+//                            failed outcome, throw a non-std type on every outcome, throw on a
+//                            cancelled one (on the default pool: sets the mode of its permanent
+//                            throwing callback until the input ends)
+//   9   timed wait           a: slot a&7, (a>>3)&3: wait_for(0), wait_for(-1 ms),
+//                            wait_until(a past time), wait_for(1 us)
+//   10  copy a slot          a: slot a&7 keeps a shadow copy of its future (never observed)
+//   11  pause                a: the fuzzer's thread sleeps a%32 us
+//
+// Task kinds: 0 returns a value; 1 throws a std exception; 2 throws a non-std type; 3 sleeps
+// s%32 us; 4 submits one or two nested tasks (to its own pool or the default pool, maybe with a
+// then()) and get()s them; 5 resizes its own pool to 1..8; 6 calls its own pool's wait(), which
+// must throw std::logic_error; 7 submits a nested task and drops its future. Nesting stops at
+// depth 2. Continuation kinds: 0 value, 1 std exception, 2 non-std exception, 3 nested tasks.
+// Every task and continuation returns (or throws) its own id and holds a counted live object.
+//
+// Invariants checked (the rules of tests/stress/stress_mix.cpp, made exact where the input is
+// known):
+// - a task body runs at most once; a run()/task() task runs exactly once or its cancel()
+//   returned true; a then() continuation runs exactly once if its antecedent succeeded and its
+//   own cancel() did not, and never otherwise (so never both runs and is cancelled);
+// - a continuation receives its antecedent's value; a kept future's value is its own task's; a
+//   cancelled outcome only on a chain where a cancel() succeeded; an exception from another task
+//   only at a continuation that did not run; cancel() that succeeds leaves the future done;
+// - every task's exception reaches a get()/exception() or the on_error() handler at least
+//   once, and at most once per branch of its chain (1 + the chain's fan-outs); each exception a
+//   callback throws is reported exactly once; nothing else is reported, and nothing from an
+//   earlier input;
+// - after pool::wait() (or background::wait()), every kept future of that pool is done; the
+//   same after a pool is destroyed; then() on such a future of a destroyed pool throws
+//   shutdown_error unless it was cancelled; a pool's first callback ran once per submission;
+// - wait_for()/wait_until() with a past deadline return done(); wait() from a pool's own task
+//   throws std::logic_error;
+// - once the pools are destroyed, the default pool is idle and every future is dropped, no
+//   object that a task captured or returned is alive.
+//
+// Build and run: `cmake --workflow --preset fuzz` (clang; runs tests/fuzz/run.sh for 60 s).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+
+#include "background/background.hpp"
+
+namespace {
+
+namespace bg = background;
+
+constexpr long max_nodes = 1 << 13;
+constexpr long callback_error_base = 1 << 20;  // ids of exceptions that callbacks throw
+constexpr long max_callback_errors = 1 << 14;
+constexpr std::size_t max_ops = 256;
+constexpr int pool_count = 3;  // an input's own pools; index 3 names the default pool
+constexpr int default_index = pool_count;
+constexpr std::size_t slot_count = 8;
+constexpr int max_callbacks_per_pool = 8;
+constexpr std::size_t default_size = 2;
+
+// Prints the violated invariant and aborts, so that libFuzzer records the input as a crash.
+[[gnu::format(printf, 3, 4)]] void check(bool ok, const char* invariant, const char* details, ...) {
+  if (ok) return;
+  char text[512];
+  va_list args;
+  va_start(args, details);
+  std::vsnprintf(text, sizeof text, details, args);
+  va_end(args);
+  std::fprintf(stderr, "fuzz_ops: VIOLATION: %s: %s\n", invariant, text);
+  std::fflush(stderr);
+  std::abort();
+}
+
+// What happened to one task (a run() task, nested or not, or a then() continuation), by id.
+struct node_record {
+  std::atomic<int> ran_{0};
+  std::atomic<int> hits_{0};  // observations + on_error reports of this node's exception
+  std::atomic<bool> threw_{false};
+  std::atomic<bool> succeeded_{false};  // its body returned a value
+  std::atomic<bool> cancel_ok_{false};  // a cancel() of its future returned true
+  std::atomic<bool> submitted_{false};  // run() or then() returned
+  std::atomic<long> parent_{0};         // a continuation's antecedent; 0 for a root
+  std::atomic<long> chain_{0};          // the root's id
+  std::atomic<int> fanouts_{0};         // on a root: second then()s on one future in its chain
+  std::atomic<bool> chain_cancelled_{false};  // on a root: a cancel() in its chain succeeded
+};
+
+// Everything that outlives one input: the records, the counters that the permanent callbacks
+// of the default pool and the on_error() handler reach, on any thread.
+struct fuzz_state {
+  std::atomic<std::uint32_t> input_{0};  // the current input's number, carried by exceptions
+  std::atomic<long> live_{0};            // live_object instances alive
+  std::unique_ptr<node_record[]> nodes_{new node_record[max_nodes]};
+  std::atomic<long> next_node_{1};
+  std::unique_ptr<std::atomic<int>[]> callback_error_hits_ {
+    new std::atomic<int>[ max_callback_errors ]()
+  };
+  std::atomic<long> next_callback_error_{0};
+  std::atomic<long> default_submissions_{0};
+  std::atomic<long> default_callback_calls_{0};
+  std::atomic<int> default_callback_mode_{0};
+};
+
+// Never destroyed: the default pool's callbacks and the handler use it until the process ends.
+fuzz_state* state = nullptr;
+
+node_record& record(long id) { return state->nodes_[static_cast<std::size_t>(id)]; }
+
+class live_object {
+ public:
+  live_object() noexcept { add(); }
+  live_object(const live_object&) noexcept { add(); }
+  live_object(live_object&&) noexcept { add(); }
+  live_object& operator=(const live_object&) = default;
+  live_object& operator=(live_object&&) = default;
+  // relaxed: read only after pool destruction and wait(), which synchronise with every thread.
+  ~live_object() { state->live_.fetch_sub(1, std::memory_order_relaxed); }
+
+ private:
+  static void add() noexcept { state->live_.fetch_add(1, std::memory_order_relaxed); }
+};
+
+struct result {
+  live_object live_;
+  long value_;
+};
+
+struct std_error : std::runtime_error {
+  std_error(std::uint32_t input, long id)
+      : std::runtime_error("fuzz_ops"), input_(input), id_(id) {}
+  std::uint32_t input_;
+  long id_;
+};
+struct odd_error {
+  std::uint32_t input_;
+  long id_;
+};
+
+// The id in `e` (> 0: a node's or a callback's exception; 0: cancelled; -1: anything else),
+// and the input it was thrown in.
+long exception_id(const std::exception_ptr& e, std::uint32_t& input) {
+  input = state->input_.load();
+  try {
+    std::rethrow_exception(e);
+  } catch (const std_error& x) {
+    input = x.input_;
+    return x.id_;
+  } catch (const odd_error& x) {
+    input = x.input_;
+    return x.id_;
+  } catch (const bg::cancelled&) {
+    return 0;
+  } catch (...) {
+    return -1;
+  }
+}
+
+// Counts one observation or report of the task or callback exception `id`.
+void hit(long id, std::uint32_t input) {
+  check(input == state->input_.load(), "an exception is seen during the input that threw it",
+        "id %ld from input %u seen in input %u", id, input, state->input_.load());
+  if (id >= callback_error_base && id < callback_error_base + max_callback_errors) {
+    state->callback_error_hits_[static_cast<std::size_t>(id - callback_error_base)].fetch_add(1);
+  } else if (id > 0 && id < max_nodes) {
+    record(id).hits_.fetch_add(1);
+  } else {
+    check(false, "only exceptions thrown by tasks or callbacks are reported",
+          "unexpected exception (id %ld)", id);
+  }
+}
+
+void on_unobserved(const std::exception_ptr& e) {
+  std::uint32_t input = 0;
+  const long id = exception_id(e, input);
+  check(id != 0, "a cancellation is never reported as unobserved", "cancelled reported");
+  hit(id, input);
+}
+
+// A fresh node id (a root if `parent` is 0), or 0 once they are exhausted.
+long new_node(long parent) {
+  const long id = state->next_node_.fetch_add(1);
+  if (id >= max_nodes) return 0;
+  node_record& n = record(id);
+  n.parent_ = parent;
+  n.chain_ = parent == 0 ? id : record(parent).chain_.load();
+  return id;
+}
+
+[[noreturn]] void throw_for(long node, bool std_type) {
+  record(node).threw_ = true;
+  if (std_type) throw std_error(state->input_.load(), node);
+  throw odd_error{state->input_.load(), node};
+}
+
+// Throws a fresh callback exception, unless they are exhausted.
+void throw_from_callback(bool std_type) {
+  const long c = state->next_callback_error_.fetch_add(1);
+  if (c >= max_callback_errors) return;
+  if (std_type) throw std_error(state->input_.load(), callback_error_base + c);
+  throw odd_error{state->input_.load(), callback_error_base + c};
+}
+
+// A callback of mode 1..3 (see the table at the top); also checks what a failed outcome
+// carries.
+void callback_body(const bg::outcome& o, int mode) {
+  if (o.failed()) {
+    std::uint32_t input = 0;
+    const long id = exception_id(o.exception(), input);
+    check(id > 0 && id < max_nodes && record(id).threw_,
+          "a failed outcome carries the exception its task threw", "id %ld", id);
+  }
+  switch (mode) {
+    case 1:
+      if (o.failed()) throw_from_callback(true);
+      break;
+    case 2:
+      throw_from_callback(false);
+      break;
+    case 3:
+      if (o.cancelled()) throw_from_callback(true);
+      break;
+    default:
+      break;
+  }
+}
+
+// A splitmix32-style source of choices, seeded from the input, for nested work.
+class choices {
+ public:
+  explicit choices(std::uint32_t seed) : x_(seed) {}
+  std::uint32_t next() {
+    std::uint32_t z = (x_ += 0x9e3779b9u);
+    z = (z ^ (z >> 16)) * 0x85ebca6bu;
+    z = (z ^ (z >> 13)) * 0xc2b2ae35u;
+    return z ^ (z >> 16);
+  }
+  bool coin() { return (next() & 1) != 0; }
+
+ private:
+  std::uint32_t x_;
+};
+
+// A pool a task may submit to, with the counter of submissions its first callback checks.
+struct pool_ref {
+  bg::pool* pool_ = nullptr;
+  std::atomic<long>* submissions_ = nullptr;
+  bool default_ = false;
+};
+
+pool_ref default_ref() { return pool_ref{&bg::default_pool(), &state->default_submissions_, true}; }
+
+bg::future<result> submit(pool_ref target, long node, int kind, std::uint32_t seed, int depth,
+                          bool via_task);
+bg::future<result> add_then(pool_ref self, bg::future<result>& f, long& leaf, int kind, bool rvalue,
+                            std::uint32_t seed, int depth);
+
+void check_value(const result& r, long node) {
+  check(r.value_ == node, "a future's value is its own task's", "value %ld for node %ld", r.value_,
+        node);
+  check(record(node).ran_ == 1, "a task with a value ran once", "node %ld ran %d", node,
+        record(node).ran_.load());
+}
+
+// Waits for `f` with get() (mode 0), std::move(f).get() (1) or exception() (2), checks its
+// outcome and counts the observation of its exception. `leaf` is the node that made `f`.
+void observe(bg::future<result>& f, long leaf, int mode) {
+  std::exception_ptr e;
+  if (mode == 2) {
+    e = f.exception();
+    if (!e) {
+      check_value(f.get(), leaf);
+      return;
+    }
+  } else {
+    try {
+      if (mode == 1) {
+        const result r = std::move(f).get();
+        check_value(r, leaf);
+      } else {
+        check_value(f.get(), leaf);
+      }
+      return;
+    } catch (...) {
+      e = std::current_exception();
+    }
+  }
+  std::uint32_t input = 0;
+  const long id = exception_id(e, input);
+  const node_record& n = record(leaf);
+  if (id == 0) {
+    check(n.ran_ == 0, "a cancelled task did not run", "node %ld", leaf);
+    check(record(n.chain_).chain_cancelled_, "a task is cancelled only if a cancel() succeeded",
+          "node %ld of chain %ld", leaf, n.chain_.load());
+    return;
+  }
+  hit(id, input);
+  if (id == leaf) {
+    check(n.ran_ == 1 && n.threw_, "a task that fails with its exception ran and threw",
+          "node %ld ran %d", leaf, n.ran_.load());
+  } else {
+    check(n.parent_ != 0, "a root fails only with its own exception", "root %ld got %ld's", leaf,
+          id);
+    check(id < max_nodes && record(id).chain_ == n.chain_,
+          "a continuation forwards only its chain's exception", "node %ld got %ld's", leaf, id);
+    check(n.ran_ == 0, "a continuation that forwards an exception did not run", "node %ld", leaf);
+  }
+}
+
+// Kind 4: one or two nested tasks on `self` or the default pool, maybe with a then(), each
+// waited for from this task. Kind 7 (`dropped`): one nested task whose future is dropped.
+void nested_work(pool_ref self, int depth, std::uint32_t seed, bool dropped) {
+  if (depth >= 2) return;
+  choices c(seed);
+  const int count = dropped ? 1 : 1 + static_cast<int>(c.next() % 2);
+  for (int i = 0; i < count; ++i) {
+    const pool_ref target = self.pool_ != nullptr && c.coin() ? self : default_ref();
+    const long id = new_node(0);
+    if (id == 0) return;
+    const int kind = static_cast<int>(c.next() % 8);
+    bg::future<result> f = submit(target, id, kind, c.next(), depth + 1, c.coin());
+    if (dropped) return;
+    long leaf = id;
+    if (c.coin()) {
+      f = add_then(target, f, leaf, static_cast<int>(c.next() % 4), c.coin(), c.next(), depth + 1);
+    }
+    observe(f, leaf, static_cast<int>(c.next() % 3));
+  }
+}
+
+result body(pool_ref self, long node, int kind, std::uint32_t seed, int depth) {
+  const int ran = record(node).ran_.fetch_add(1);
+  check(ran == 0, "a task body runs at most once", "node %ld ran twice", node);
+  switch (kind) {
+    case 1:
+      throw_for(node, true);
+    case 2:
+      throw_for(node, false);
+    case 3:
+      std::this_thread::sleep_for(std::chrono::microseconds(seed % 32));
+      break;
+    case 4:
+      nested_work(self, depth, seed, false);
+      break;
+    case 5:
+      if (self.default_) {
+        bg::n = 1 + seed % 8;
+      } else if (self.pool_ != nullptr) {
+        self.pool_->resize(1 + seed % 8);
+      }
+      break;
+    case 6:
+      if (self.pool_ != nullptr) {
+        bool threw = false;
+        try {
+          self.pool_->wait();
+        } catch (const std::logic_error&) {
+          threw = true;
+        }
+        check(threw, "wait() from one of the pool's own tasks throws logic_error", "node %ld",
+              node);
+      }
+      break;
+    case 7:
+      nested_work(self, depth, seed, true);
+      break;
+    default:
+      break;
+  }
+  record(node).succeeded_ = true;
+  return result{live_object{}, node};
+}
+
+// A then() continuation's body: `r` is its antecedent's value.
+result continuation_body(const result& r, pool_ref self, long node, int kind, std::uint32_t seed,
+                         int depth) {
+  const int ran = record(node).ran_.fetch_add(1);
+  check(ran == 0, "a task body runs at most once", "then-node %ld ran twice", node);
+  const long parent = record(node).parent_;
+  check(r.value_ == parent, "a continuation receives its antecedent's value",
+        "then-node %ld got %ld, antecedent %ld", node, r.value_, parent);
+  switch (kind) {
+    case 1:
+      throw_for(node, true);
+    case 2:
+      throw_for(node, false);
+    case 3:
+      nested_work(self, depth, seed, false);
+      break;
+    default:
+      break;
+  }
+  record(node).succeeded_ = true;
+  return result{live_object{}, node};
+}
+
+bg::future<result> submit(pool_ref target, long node, int kind, std::uint32_t seed, int depth,
+                          bool via_task) {
+  bg::future<result> f;
+  if (via_task) {
+    auto fn = [target, node, kind, depth, l = live_object{}](std::uint32_t s) {
+      return body(target, node, kind, s, depth);
+    };
+    f = target.default_ ? bg::task(std::move(fn))(seed) : target.pool_->task(std::move(fn))(seed);
+  } else {
+    auto fn = [target, node, kind, depth](std::uint32_t s, const live_object&) {
+      return body(target, node, kind, s, depth);
+    };
+    f = target.default_ ? bg::run(fn, seed, live_object{})
+                        : target.pool_->run(fn, seed, live_object{});
+  }
+  record(node).submitted_ = true;
+  target.submissions_->fetch_add(1);
+  return f;
+}
+
+// Appends a continuation to `f` (on the rvalue if `rvalue`); `leaf` is f's node and becomes the
+// continuation's. `self` is the pool it runs on, or null if it must not use it. Lets then()'s
+// exceptions through; then `leaf` is unchanged.
+bg::future<result> add_then(pool_ref self, bg::future<result>& f, long& leaf, int kind, bool rvalue,
+                            std::uint32_t seed, int depth) {
+  const long id = new_node(leaf);
+  if (id == 0) return f;
+  bg::future<result> next;
+  if (rvalue) {
+    next = std::move(f).then([self, id, kind, seed, depth, l = live_object{}](result&& r) {
+      const result mine = std::move(r);
+      return continuation_body(mine, self, id, kind, seed, depth);
+    });
+  } else {
+    next = f.then([self, id, kind, seed, depth, l = live_object{}](const result& r) {
+      return continuation_body(r, self, id, kind, seed, depth);
+    });
+  }
+  record(id).submitted_ = true;
+  leaf = id;
+  return next;
+}
+
+// One input's run: its pools, its kept futures, the decoder.
+class session {
+ public:
+  session(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {
+    const std::uint8_t sizes = next_byte();
+    for (int k = 0; k < pool_count; ++k) {
+      pools_[k].size_ = 1 + ((static_cast<std::size_t>(sizes) >> (2 * k)) & 3);
+    }
+  }
+
+  void run() {
+    for (std::size_t op = 0; op < max_ops && pos_ < size_; ++op) {
+      const int code = next_byte() % 12;
+      try {
+        step(code);
+      } catch (const std::exception& e) {
+        check(false, "an operation throws only what its contract says", "op %d threw %s", code,
+              e.what());
+      } catch (...) {
+        check(false, "an operation throws only what its contract says", "op %d threw", code);
+      }
+    }
+  }
+
+  // Waits for everything, drops every future, destroys the pools and checks the invariants.
+  void finish() {
+    for (int k = 0; k < pool_count; ++k) {
+      if (pools_[k].pool_) {
+        pools_[k].pool_->wait();
+        check_kept_done(k, "after pool::wait()");
+      }
+    }
+    bg::wait();
+    check_kept_done(default_index, "after background::wait()");
+    for (kept& s : slots_) s = kept{};
+    for (int k = 0; k < pool_count; ++k) destroy_pool(k);
+    bg::wait();
+    check(state->default_callback_calls_ == state->default_submissions_,
+          "a callback runs once per submission", "default pool: %ld calls, %ld submissions",
+          state->default_callback_calls_.load(), state->default_submissions_.load());
+    const long live = state->live_.load();
+    check(live == 0, "every object a task captured or returned is freed",
+          "%ld live objects left after the pools were destroyed and the futures dropped", live);
+    check_records();
+    state->default_callback_mode_ = 0;
+    bg::n = default_size;
+  }
+
+ private:
+  struct kept {
+    bg::future<result> future_;
+    bg::future<result> shadow_;  // a copy, never observed: only delays the last drop
+    long leaf_ = 0;
+    int pool_ = 0;
+    unsigned generation_ = 0;
+  };
+
+  struct own_pool {
+    std::unique_ptr<bg::pool> pool_;
+    std::size_t size_ = 1;
+    unsigned generation_ = 0;
+    int callbacks_ = 0;
+    std::atomic<long> submissions_{0};
+    std::atomic<long> callback_calls_{0};
+  };
+
+  std::uint8_t next_byte() { return pos_ < size_ ? data_[pos_++] : std::uint8_t{0}; }
+
+  pool_ref pool_at(int k) {
+    if (k == default_index) return default_ref();
+    own_pool& p = pools_[k];
+    if (!p.pool_) {
+      p.submissions_ = 0;
+      p.callback_calls_ = 0;
+      p.callbacks_ = 0;
+      p.pool_ = std::make_unique<bg::pool>(p.size_);
+      p.pool_->callback([&p](const bg::outcome&) { p.callback_calls_.fetch_add(1); });
+    }
+    return pool_ref{p.pool_.get(), &p.submissions_, false};
+  }
+
+  unsigned generation(int k) const { return k == default_index ? 0 : pools_[k].generation_; }
+
+  // Whether slot `s` holds a future of a pool that has been destroyed since.
+  bool stale(const kept& s) const {
+    return s.pool_ != default_index &&
+           (s.generation_ != pools_[s.pool_].generation_ || !pools_[s.pool_].pool_);
+  }
+
+  void destroy_pool(int k) {
+    own_pool& p = pools_[k];
+    if (!p.pool_) return;
+    p.pool_.reset();  // runs what is queued, then joins
+    check_kept_done(k, "after the pool was destroyed");
+    check(p.callback_calls_ == p.submissions_, "a callback runs once per submission",
+          "pool %d: %ld calls, %ld submissions", k, p.callback_calls_.load(),
+          p.submissions_.load());
+    ++p.generation_;
+  }
+
+  void check_kept_done(int k, const char* when) {
+    for (std::size_t i = 0; i < slot_count; ++i) {
+      const kept& s = slots_[i];
+      if (!s.future_.valid() || s.pool_ != k || s.generation_ != generation(k)) continue;
+      check(s.future_.done(), "no future of a pool is pending once it is idle",
+            "slot %zu (node %ld, pool %d) pending %s", i, s.leaf_, k, when);
+    }
+  }
+
+  void step(int code) {
+    switch (code) {
+      case 0:
+        op_submit();
+        break;
+      case 1:
+        op_then();
+        break;
+      case 2: {
+        const kept& s = slots_[next_byte() & 7];
+        if (!s.future_.valid()) break;
+        if (s.future_.cancel()) {
+          record(s.leaf_).cancel_ok_ = true;
+          record(record(s.leaf_).chain_).chain_cancelled_ = true;
+          check(s.future_.done(), "a cancelled future is done", "node %ld", s.leaf_);
+          check(!s.future_.cancel(), "cancel() succeeds once", "node %ld", s.leaf_);
+        }
+        break;
+      }
+      case 3: {
+        const std::uint8_t a = next_byte();
+        kept& s = slots_[a & 7];
+        if ((a & 8) != 0) {
+          s.shadow_ = {};
+        } else {
+          s = kept{};
+        }
+        break;
+      }
+      case 4: {
+        const std::uint8_t a = next_byte();
+        kept& s = slots_[a & 7];
+        if (!s.future_.valid()) break;
+        observe(s.future_, s.leaf_, (a >> 3) % 3);
+        s = kept{};
+        break;
+      }
+      case 5: {
+        const std::uint8_t a = next_byte();
+        const int k = a & 3;
+        const std::size_t size_code = static_cast<std::size_t>(a) >> 2;
+        if (k == default_index) {
+          bg::n = 1 + size_code % 8;
+        } else {
+          pool_at(k).pool_->resize(size_code < 48 ? 1 + size_code % 16 : 1 + size_code);
+        }
+        break;
+      }
+      case 6: {
+        const int k = next_byte() & 3;
+        if (k == default_index) {
+          bg::wait();
+        } else {
+          pool_at(k).pool_->wait();
+        }
+        check_kept_done(k, "after wait()");
+        break;
+      }
+      case 7: {
+        const std::uint8_t a = next_byte();
+        const int k = a % pool_count;
+        destroy_pool(k);
+        pools_[k].size_ = 1 + ((static_cast<std::size_t>(a) >> 2) & 3);
+        break;
+      }
+      case 8:
+        op_callback();
+        break;
+      case 9:
+        op_timed_wait();
+        break;
+      case 10: {
+        kept& s = slots_[next_byte() & 7];
+        s.shadow_ = s.future_;
+        break;
+      }
+      default:
+        std::this_thread::sleep_for(std::chrono::microseconds(next_byte() % 32));
+        break;
+    }
+  }
+
+  void op_submit() {
+    const std::uint8_t a = next_byte();
+    const std::uint8_t s = next_byte();
+    const int k = a & 3;
+    const long id = new_node(0);
+    if (id == 0) return;
+    const pool_ref target = pool_at(k);
+    bg::future<result> f = submit(target, id, (a >> 2) & 7, s, 0, (s & 0x80) != 0);
+    if ((s & 0x40) != 0) return;  // fire-and-forget
+    slots_[a >> 5] = kept{std::move(f), {}, id, k, generation(k)};
+  }
+
+  void op_then() {
+    const std::uint8_t a = next_byte();
+    const std::uint32_t seed = next_byte();
+    const std::size_t i = a & 7;
+    kept& s = slots_[i];
+    if (!s.future_.valid()) return;
+    const int kind = (a >> 3) & 3;
+    const bool rvalue = ((a >> 5) & 1) != 0;
+    const bool fanout = !rvalue && ((a >> 6) & 1) != 0;
+    const bool gone = stale(s);
+    const pool_ref self =
+        gone ? pool_ref{}
+             : (s.pool_ == default_index
+                    ? default_ref()
+                    : pool_ref{pools_[s.pool_].pool_.get(), &pools_[s.pool_].submissions_, false});
+    const bool was_cancelled = gone && cancelled_outcome(s.leaf_);
+    long leaf = s.leaf_;
+    bg::future<result> next;
+    try {
+      next = add_then(self, s.future_, leaf, kind, rvalue, seed, 0);
+    } catch (const bg::shutdown_error&) {
+      check(gone, "then() throws shutdown_error only once the pool is gone", "node %ld", s.leaf_);
+      check(!was_cancelled, "then() on a cancelled task does not throw", "node %ld", s.leaf_);
+      return;
+    }
+    if (leaf == s.leaf_) return;  // node ids exhausted
+    if (gone) {
+      check(was_cancelled, "then() on a finished task of a destroyed pool throws shutdown_error",
+            "node %ld", s.leaf_);
+      check(next.done(), "a continuation of a cancelled task is cancelled at once", "node %ld",
+            leaf);
+    }
+    if (fanout) {
+      long other = s.leaf_;
+      bg::future<result> second;
+      try {
+        second = add_then(self, s.future_, other, (kind + 1) % 4, false, seed ^ 0x5a, 0);
+      } catch (const bg::shutdown_error&) {
+        check(false, "then() does not throw where the same then() just succeeded", "node %ld",
+              s.leaf_);
+      }
+      if (other != s.leaf_) {
+        record(record(other).chain_).fanouts_.fetch_add(1);
+        slots_[(i + 1) & 7] = kept{std::move(second), {}, other, s.pool_, s.generation_};
+      }
+    }
+    s.future_ = std::move(next);
+    s.leaf_ = leaf;
+  }
+
+  // Whether the finished task of `leaf` was cancelled (or a continuation of one), read from the
+  // records: exception() would count as observing.
+  static bool cancelled_outcome(long leaf) {
+    for (long x = leaf;;) {
+      const node_record& n = record(x);
+      if (n.cancel_ok_) return true;
+      if (n.ran_ != 0) return false;     // ran: a value or its own exception
+      if (n.parent_ == 0) return false;  // a root that neither ran nor was cancelled
+      x = n.parent_;                     // forwarded its antecedent's outcome
+    }
+  }
+
+  void op_callback() {
+    const std::uint8_t a = next_byte();
+    const int k = a & 3;
+    const int mode = (a >> 2) & 3;
+    if (k == default_index) {
+      state->default_callback_mode_ = mode;
+      return;
+    }
+    pool_at(k);
+    own_pool& p = pools_[k];
+    if (p.callbacks_ >= max_callbacks_per_pool) return;
+    ++p.callbacks_;
+    p.pool_->callback([mode](const bg::outcome& o) { callback_body(o, mode); });
+  }
+
+  void op_timed_wait() {
+    const std::uint8_t a = next_byte();
+    const kept& s = slots_[a & 7];
+    if (!s.future_.valid()) return;
+    const bool before = s.future_.done();
+    bool finished = false;
+    switch ((a >> 3) & 3) {
+      case 0:
+        finished = s.future_.wait_for(std::chrono::seconds(0));
+        break;
+      case 1:
+        finished = s.future_.wait_for(std::chrono::milliseconds(-1));
+        break;
+      case 2:
+        finished = s.future_.wait_until(std::chrono::steady_clock::now() - std::chrono::seconds(1));
+        break;
+      default:
+        finished = s.future_.wait_for(std::chrono::microseconds(1));
+        break;
+    }
+    check(!before || finished, "a timed wait on a finished task returns true", "node %ld", s.leaf_);
+    check(!finished || s.future_.done(), "a timed wait returns true only once done", "node %ld",
+          s.leaf_);
+  }
+
+  // The invariants over every record of this input, once everything is finished and freed.
+  void check_records() {
+    const long nodes = std::min(state->next_node_.load(), max_nodes);
+    for (long i = 1; i < nodes; ++i) {
+      const node_record& n = record(i);
+      if (!n.submitted_) continue;
+      const int ran = n.ran_.load();
+      check(ran <= 1, "a task body runs at most once", "node %ld ran %d times", i, ran);
+      if (n.parent_ == 0) {
+        check(ran + (n.cancel_ok_ ? 1 : 0) == 1, "a task runs exactly once or is cancelled",
+              "node %ld ran %d times, cancelled %d", i, ran, n.cancel_ok_ ? 1 : 0);
+      } else {
+        const node_record& p = record(n.parent_);
+        const int expected = p.succeeded_ && !n.cancel_ok_ ? 1 : 0;
+        check(ran == expected,
+              "a continuation runs once if its antecedent succeeded and it was not cancelled, "
+              "else never",
+              "then-node %ld ran %d; antecedent %ld succeeded %d; cancelled %d", i, ran,
+              n.parent_.load(), p.succeeded_ ? 1 : 0, n.cancel_ok_ ? 1 : 0);
+      }
+      check(!n.succeeded_ || (ran == 1 && !n.threw_), "a task succeeds or throws",
+            "node %ld ran %d threw %d", i, ran, n.threw_ ? 1 : 0);
+      const int hits = n.hits_.load();
+      if (n.threw_) {
+        const int branches = 1 + record(n.chain_).fanouts_.load();
+        check(hits >= 1, "a task's exception is never lost", "node %ld's seen %d times", i, hits);
+        check(hits <= branches, "a task's exception is seen once per branch of its chain",
+              "node %ld's seen %d times, chain %ld has %d branches", i, hits, n.chain_.load(),
+              branches);
+      } else {
+        check(hits == 0, "only thrown exceptions are seen", "node %ld did not throw, seen %d", i,
+              hits);
+      }
+    }
+    const long errors = std::min(state->next_callback_error_.load(), max_callback_errors);
+    for (long i = 0; i < errors; ++i) {
+      const int hits = state->callback_error_hits_[static_cast<std::size_t>(i)].load();
+      check(hits == 1, "a callback's exception is reported exactly once",
+            "callback exception %ld reported %d times", i, hits);
+    }
+  }
+
+  const std::uint8_t* data_;
+  std::size_t size_;
+  std::size_t pos_ = 0;
+  own_pool pools_[pool_count];
+  kept slots_[slot_count];
+};
+
+// Clears the records the previous input used and starts a new input number.
+void begin_input() {
+  const long nodes = std::min(state->next_node_.load(), max_nodes);
+  for (long i = 0; i < nodes; ++i) {
+    node_record& n = record(i);
+    n.ran_ = 0;
+    n.hits_ = 0;
+    n.threw_ = false;
+    n.succeeded_ = false;
+    n.cancel_ok_ = false;
+    n.submitted_ = false;
+    n.parent_ = 0;
+    n.chain_ = 0;
+    n.fanouts_ = 0;
+    n.chain_cancelled_ = false;
+  }
+  state->next_node_ = 1;
+  const long errors = std::min(state->next_callback_error_.load(), max_callback_errors);
+  for (long i = 0; i < errors; ++i) state->callback_error_hits_[static_cast<std::size_t>(i)] = 0;
+  state->next_callback_error_ = 0;
+  state->input_.fetch_add(1);
+}
+
+void initialize() {
+  state = new fuzz_state;
+  bg::on_error(on_unobserved);
+  bg::pool& p = bg::default_pool();
+  p.callback([](const bg::outcome&) { state->default_callback_calls_.fetch_add(1); });
+  p.callback([](const bg::outcome& o) { callback_body(o, state->default_callback_mode_.load()); });
+  bg::n = default_size;
+}
+
+}  // namespace
+
+// The entry point libFuzzer calls once per input; its name is libFuzzer's.
+extern "C" int LLVMFuzzerTestOneInput(  // NOLINT(readability-identifier-naming)
+    const std::uint8_t* data, std::size_t size) {
+  static const bool initialized = (initialize(), true);
+  (void)initialized;
+  begin_input();
+  session s(data, size);
+  s.run();
+  s.finish();
+  return 0;
+}
