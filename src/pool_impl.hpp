@@ -81,12 +81,18 @@ class pool_impl {
   // Pops the queue's head (there is one) and runs it with `lock` released (or, if it already
   // ran or was cancelled, drops the entry).
   void run_next(std::unique_lock<std::mutex>& lock) noexcept;
+  // Returns when a task is queued, or after a bounded spin (see the definition).
+  void spin_until_queued() const noexcept;
 
   mutable std::mutex mutex_;
   std::condition_variable work_cv_;  // workers: a task was queued, a shrink, or stop_
   std::condition_variable idle_cv_;  // wait() and shut_down(): outstanding_ fell
   task_base* head_ = nullptr;        // FIFO of queued tasks, linked through task_base::next_
   task_base* tail_ = nullptr;
+  // The length of that queue, for workers spinning without the lock. Written only under the
+  // lock (a plain load and store, so no RMW); read relaxed by spinners, which then take the
+  // lock before touching the queue.
+  std::atomic<std::size_t> queued_{0};
   std::size_t target_ = 0;       // size(): the size last set
   std::size_t active_ = 0;       // threads that have not decided to leave
   std::size_t sleeping_ = 0;     // workers waiting on work_cv_
@@ -116,12 +122,14 @@ struct pool_access {
 
 // Claims `t` (queued -> running), runs it, finishes it and returns true; false if someone else
 // claimed or cancelled it first. With `drop_ref`, it takes over the caller's reference (a
-// queue's), dropping it before the pool counts the task done.
-bool execute(task_base* t, bool drop_ref) noexcept;
+// queue's), dropping it before the pool counts the task done. With `caller_counts` (a worker
+// that popped `t`), the pool does not count it done: the caller does, in the critical section
+// where it pops the next task, so a worker takes the pool's lock once per task, not twice.
+bool execute(task_base* t, bool drop_ref, bool caller_counts = false) noexcept;
 
 // Runs the body of `t`, which this thread has claimed (its phase is st_running), and finishes
-// it; `drop_ref` as for execute().
-void run_claimed(task_base* t, bool drop_ref) noexcept;
+// it; `drop_ref` and `caller_counts` as for execute().
+void run_claimed(task_base* t, bool drop_ref, bool caller_counts = false) noexcept;
 
 // The tasks running on this thread, innermost first.
 running_frame*& running_frames() noexcept;

@@ -130,7 +130,7 @@ void task_base::last_future_dropped(task_base* t, bool destroy_too) noexcept {
   if (destroy_too) destroy(t);
 }
 
-bool execute(task_base* t, bool drop_ref) noexcept {
+bool execute(task_base* t, bool drop_ref, bool caller_counts) noexcept {
   std::uint32_t s = t->state_.load(std::memory_order_relaxed);
   do {
     if ((s & st_phase_mask) != st_queued) {
@@ -143,11 +143,11 @@ bool execute(task_base* t, bool drop_ref) noexcept {
     // is kept, for the final exchange to wake them.
   } while (!t->state_.compare_exchange_weak(s, st_running | (s & st_waiters),
                                             std::memory_order_acquire, std::memory_order_relaxed));
-  run_claimed(t, drop_ref);
+  run_claimed(t, drop_ref, caller_counts);
   return true;
 }
 
-void run_claimed(task_base* t, bool drop_ref) noexcept {
+void run_claimed(task_base* t, bool drop_ref, bool caller_counts) noexcept {
   pool_impl* p = t->pool_;
   running_frame frame{p, running_frames()};
   running_frames() = &frame;
@@ -157,7 +157,7 @@ void run_claimed(task_base* t, bool drop_ref) noexcept {
   // with acquire (done(), wait(), phase()); seq_cst for the report, see release_future().
   const std::uint32_t prior = t->state_.exchange(phase, std::memory_order_seq_cst);
   if ((prior & st_waiters) != 0) futex_wake_all(t->state_);
-  settle(t, p, phase, /*counted=*/true, drop_ref);
+  settle(t, p, phase, /*counted=*/!caller_counts, drop_ref);
   running_frames() = frame.outer;
   if (frame.holds_pool_ref) p->release();  // the pool was destroyed from inside this task
 }
