@@ -1,5 +1,5 @@
 // Sleeping on a 32-bit atomic until another thread changes it: Linux futexes, private to the
-// process. Used for futures; the pool's own queue uses a mutex and condition variables.
+// process. Used for futures; the pool's workers park on a condition variable.
 #ifndef BACKGROUND_SRC_FUTEX_HPP
 #define BACKGROUND_SRC_FUTEX_HPP
 

@@ -15,7 +15,8 @@
 namespace background::detail {
 namespace {
 
-constexpr int spin_iterations = 1000;
+constexpr int spin_pauses = 100;
+constexpr int spin_yields = 50;
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -27,6 +28,10 @@ inline void cpu_relax() noexcept {
 
 thread_local pool_impl* tls_worker = nullptr;      // the pool this thread works for, if any
 thread_local running_frame* tls_frames = nullptr;  // tasks running on this thread
+// What this worker owes work_: entries it ran or dropped, not yet subtracted (see
+// worker_main()).
+thread_local std::uint64_t tls_owed = 0;
+constexpr int max_owed_entries = 64;
 
 // relaxed: a test sets it before the resize it is about to make, on the same thread.
 std::atomic<int> failing_thread_starts{0};
@@ -119,103 +124,232 @@ void pool_impl::reap_exited() {
 
 void pool_impl::worker_main(worker* self) {
   tls_worker = this;
-  bool spun = false;  // spun since the last task: the next time out of work, sleep
-  std::unique_lock<std::mutex> lock(mutex_);
-  for (;;) {
-    if (stop_) break;
-    if (active_ > target_) {  // a shrink: this thread is surplus, and between tasks
-      --active_;
-      break;
+  bool spun = false;       // spun since the last task: the next time out of work, park
+  bool searching = false;  // counted in searching_
+  // The entries it ran or dropped are subtracted from work_ in batches, when the queue is empty
+  // or every max_owed_entries, not one by one: work_ is then written by one thread per task,
+  // the submitter, instead of two on two cores.
+  int owed_entries = 0;
+  // push() leaves a task to a searching worker rather than waking one: the last searcher to
+  // stop searching (it found work, parks or leaves) wakes another if the queue is not empty.
+  // seq_cst RMW, then seq_cst loads of the queue: the Dekker pair with push(), as for parking
+  // below.
+  const auto stop_searching = [this, &searching] {
+    searching = false;
+    if (searching_.fetch_sub(1, std::memory_order_seq_cst) == 1) {
+      if (maybe_queued()) wake_one();
     }
-    if (head_ == nullptr) {
-      // Out of work: look for more for a moment before sleeping, so that a burst of tasks or a
-      // round trip finds this worker awake and submit() makes no syscall to wake it.
-      if (!spun) {
-        spun = true;
-        lock.unlock();
-        spin_until_queued();
-        lock.lock();
-        continue;
-      }
-      ++sleeping_;
-      work_cv_.wait(lock);
-      --sleeping_;
+  };
+  const auto settle_owed = [this, &owed_entries] {
+    owed_entries = 0;
+    if (tls_owed != 0) account(std::exchange(tls_owed, 0));
+  };
+  for (;;) {
+    // relaxed: a hint; leave() decides under the lock. Searching and the batch end first: once
+    // leave() has marked this thread exited, resize() may join it holding the mutex, which they
+    // may take.
+    if (leave_hint_.load(std::memory_order_relaxed)) {
+      if (searching) stop_searching();
+      settle_owed();
+      if (leave(self)) break;
+    }
+    if (task_base* t = pop()) {
+      spun = false;
+      if (++owed_entries == max_owed_entries) settle_owed();
+      if (searching) stop_searching();
+      run_entry(t, /*batched=*/true);
       continue;
     }
+    // Out of work: what it ran is subtracted from work_ before it searches or parks, so wait()
+    // returns no later than before. (shut_down() from a task settles it first, too.)
+    settle_owed();
+    if (!spun) {
+      // Out of work: look for more for a moment before parking, so that a burst of tasks or a
+      // round trip finds this worker awake, and push() makes no syscall to wake another.
+      spun = true;
+      if (!searching) {
+        searching = true;
+        searching_.fetch_add(1, std::memory_order_seq_cst);
+      }
+      spin_for_work();
+      continue;
+    }
+    if (searching) stop_searching();
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (stop_.load(std::memory_order_relaxed) || active_ > target_) {
+      continue;  // leave() next time round
+    }
+    sleeping_.fetch_add(1, std::memory_order_seq_cst);
+    // Dekker with push(): it queues, then reads searching_ and sleeping_; we leave the first
+    // and join the second, then look at the queue. If push() saw neither a searcher nor a
+    // sleeper, we see its task here. If it saw a sleeper, it takes the mutex, which we hold
+    // until wait() releases it, before it notifies.
+    if (!maybe_queued()) work_cv_.wait(lock);
+    // Woken (or not parked after all): it searches again, and counts as searching, so that it
+    // wakes the next worker if it finds work and more is queued. That is how a burst wakes as
+    // many workers as it needs, one by one, while push() wakes one only when nobody searches.
+    searching_.fetch_add(1, std::memory_order_seq_cst);
+    searching = true;
+    sleeping_.fetch_sub(1, std::memory_order_relaxed);
     spun = false;
-    run_next(lock);
   }
-  self->exited = true;
-  lock.unlock();
   tls_worker = nullptr;
   release();  // may delete the pool, if it was destroyed from this thread's task
 }
 
-void pool_impl::run_next(std::unique_lock<std::mutex>& lock) noexcept {
-  task_base* t = head_;
-  head_ = t->next_;
-  if (head_ == nullptr) tail_ = nullptr;
-  queued_.store(queued_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-  lock.unlock();
-  // Passes on the queue's reference. Does nothing but drop it if a waiter ran the task inline
-  // or it was cancelled. A task it runs is counted done here, under the lock taken anyway.
-  const bool ran = execute(t, /*drop_ref=*/true, /*caller_counts=*/true);
-  lock.lock();
-  if (ran) {
-    --outstanding_;
-    if ((outstanding_ == 0 && stale_entries_ == 0) || closing_) idle_cv_.notify_all();
-  } else if (--stale_entries_ == 0 && outstanding_ == 0) {
+bool pool_impl::leave(worker* self) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  bool go = stop_.load(std::memory_order_relaxed);
+  if (!go && active_ > target_) {  // a shrink: this thread is surplus, and between tasks
+    --active_;
+    go = true;
+  }
+  leave_hint_.store(stop_.load(std::memory_order_relaxed) || active_ > target_,
+                    std::memory_order_relaxed);
+  if (go) self->exited = true;
+  return go;
+}
+
+bool pool_impl::maybe_queued() const noexcept {
+  // seq_cst loads for the Dekker pairs described in worker_main().
+  return queue_.maybe_nonempty() || overflow_size_.load(std::memory_order_seq_cst) != 0;
+}
+
+void pool_impl::push(task_base* t) {
+  // relaxed: a hint. While the overflow list holds tasks, new ones go behind them, so that the
+  // ring cannot keep them waiting forever.
+  if (overflow_size_.load(std::memory_order_relaxed) != 0 || !queue_.try_push(t)) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    t->next_ = nullptr;
+    if (overflow_tail_ == nullptr) {
+      overflow_head_ = t;
+    } else {
+      overflow_tail_->next_ = t;
+    }
+    overflow_tail_ = t;
+    overflow_size_.store(overflow_size_.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_seq_cst);
+  }
+  // See worker_main(): the queue write above, then these reads. A searching worker will find
+  // the task (and, if it is the last searcher, wake another when it does); otherwise a
+  // sleeping one is woken.
+  if (searching_.load(std::memory_order_seq_cst) == 0) wake_one();
+  // A worker helping shut_down() drain waits on idle_cv_, not work_cv_.
+  if (closing_.load(std::memory_order_seq_cst)) {
+    { std::lock_guard<std::mutex> lock(mutex_); }  // the helper is inside wait() now
     idle_cv_.notify_all();
   }
 }
 
-void pool_impl::spin_until_queued() const noexcept {
-  // A bounded spin: about 20 us on current x86 cores (a pause is 10 to 40 ns), short enough
-  // that idle workers cost nothing measurable, long enough to span the gap between the tasks
-  // of a burst and a caller's back-to-back round trips. relaxed: it only decides whether to
-  // take the lock now, and the lock orders everything else.
-  for (int i = 0; i < spin_iterations; ++i) {
-    if (queued_.load(std::memory_order_relaxed) != 0) return;
-    cpu_relax();
+void pool_impl::wake_one() {
+  if (sleeping_.load(std::memory_order_seq_cst) == 0) return;
+  { std::lock_guard<std::mutex> lock(mutex_); }  // the parker is inside wait() now
+  work_cv_.notify_one();
+}
+
+task_base* pool_impl::pop() {
+  if (task_base* t = queue_.try_pop()) return t;
+  if (overflow_size_.load(std::memory_order_relaxed) == 0) return nullptr;
+  std::lock_guard<std::mutex> lock(mutex_);
+  return pop_locked();
+}
+
+task_base* pool_impl::pop_locked() {
+  if (task_base* t = queue_.try_pop()) return t;
+  task_base* t = overflow_head_;
+  if (t == nullptr) return nullptr;
+  overflow_head_ = t->next_;
+  if (overflow_head_ == nullptr) overflow_tail_ = nullptr;
+  overflow_size_.store(overflow_size_.load(std::memory_order_relaxed) - 1,
+                       std::memory_order_relaxed);
+  return t;
+}
+
+void pool_impl::run_entry(task_base* t, bool batched) noexcept {
+  // Passes on the queue's reference. Does nothing but drop it if a waiter ran the task inline
+  // or it was cancelled. A task it runs is counted done here, not in task_done().
+  const bool ran = execute(t, /*drop_ref=*/true, /*caller_counts=*/true);
+  const std::uint64_t delta = ran ? one_task : one_stale_entry;
+  if (batched) {
+    tls_owed += delta;  // worker_main() settles it
+  } else {
+    account(delta);
   }
 }
 
+void pool_impl::spin_for_work() const noexcept {
+  // A bounded search: first a short spin (a pause is 10 to 40 ns), then yields, about 50 us in
+  // all. Short enough that idle workers cost nothing measurable, long enough to span the gap
+  // between the tasks of a burst and a caller's back-to-back round trips. The yields matter
+  // when threads outnumber cores: a searching worker then hands its core to the submitter
+  // instead of spinning against it. maybe_nonempty()'s loads are seq_cst, which costs nothing
+  // more than relaxed loads on x86.
+  for (int i = 0; i < spin_pauses + spin_yields; ++i) {
+    if (queue_.maybe_nonempty() || overflow_size_.load(std::memory_order_relaxed) != 0 ||
+        leave_hint_.load(std::memory_order_relaxed)) {
+      return;
+    }
+    if (i < spin_pauses) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
+void pool_impl::account(std::uint64_t delta) noexcept {
+  // seq_cst: the Dekker pairs with wait() and shut_down() (idle_waiters_, then work_), and
+  // release for whoever sees the result: what the tasks did happens before wait() returns.
+  const std::uint64_t now = work_.fetch_sub(delta, std::memory_order_seq_cst) - delta;
+  if (now != 0 && !closing_.load(std::memory_order_seq_cst)) return;
+  if (idle_waiters_.load(std::memory_order_seq_cst) == 0) return;
+  { std::lock_guard<std::mutex> lock(mutex_); }  // the waiter is inside wait() now
+  idle_cv_.notify_all();
+}
+
 bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  if (closing_ && !internal && !inside(this)) throw shutdown_error();
+  // Counted first, so that shut_down() cannot miss it and a waiter that runs it at once counts
+  // it done only after this. seq_cst: the Dekker pair with shut_down() (closing_, then work_).
+  work_.fetch_add(one_task, std::memory_order_seq_cst);
+  if (closing_.load(std::memory_order_seq_cst) && !internal && !inside(this)) {
+    account(one_task);
+    throw shutdown_error();
+  }
   // A cancelled continuation may get these too; nobody reads them from a cancelled task.
   t->pool_ = this;
   t->pool_id_ = id;
   std::uint32_t s = t->state_.load(std::memory_order_relaxed);
   const bool continuation = (s & st_phase_mask) == st_pending;
-  if (!continuation && (s & st_phase_mask) != st_queued) return false;  // cancelled meanwhile
+  if (!continuation && (s & st_phase_mask) != st_queued) {  // cancelled meanwhile
+    account(one_task);
+    return false;
+  }
   if (with_callbacks) {
     // acquire: pairs with the release store in add_callback().
     t->callbacks_ = callbacks_tail_.load(std::memory_order_acquire);
   }
+  // After stop_ no worker is left (see shut_down(): only this thread can be submitting then,
+  // from a task that destroyed its own pool), so this thread runs the task itself; a
+  // continuation it claims straight from pending, and nobody else can finish it.
+  const bool stopped = stop_.load(std::memory_order_acquire);
   if (continuation) {
-    // Counted and made runnable under our lock: a waiter that claims it at once and finishes
-    // it takes the lock in task_done() only after we have counted it. After stop_, no worker
-    // is left and nothing keeps the pool alive for another thread, so this thread claims it
-    // itself, straight from pending, and nobody else can finish it.
-    const std::uint32_t next = stop_ ? st_running : st_queued;
+    const std::uint32_t next = stopped ? st_running : st_queued;
     for (;;) {
-      if ((s & st_phase_mask) != st_pending) return false;  // cancelled meanwhile
+      if ((s & st_phase_mask) != st_pending) {  // cancelled meanwhile
+        account(one_task);
+        return false;
+      }
       // release: pairs with the acquire in execute() (a waiter may claim it at once) and in
       // cancel(), so pool_ and the callable are visible there.
       // Claimed for this thread, it keeps the waiter bit, for the final exchange to wake them.
-      if (t->state_.compare_exchange_weak(s, stop_ ? next | (s & st_waiters) : next,
+      if (t->state_.compare_exchange_weak(s, stopped ? next | (s & st_waiters) : next,
                                           std::memory_order_release, std::memory_order_relaxed)) {
         break;
       }
     }
-    if (!stop_ && (s & st_waiters) != 0) futex_wake_all(t->state_);  // they may run it inline
+    if (!stopped && (s & st_waiters) != 0) futex_wake_all(t->state_);  // they may run it inline
   }
-  ++outstanding_;
-  if (stop_) {
-    // A continuation of a task that destroyed its own pool (see above), or a task that such a
-    // task submits: no worker is left to run it.
-    lock.unlock();
+  if (stopped) {
     if (continuation) {
       run_claimed(t, /*drop_ref=*/true);
     } else {
@@ -223,42 +357,26 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
     }
     return true;
   }
-  t->next_ = nullptr;
-  if (tail_ == nullptr) {
-    head_ = t;
-  } else {
-    tail_->next_ = t;
-  }
-  tail_ = t;
-  queued_.store(queued_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  if (closing_) idle_cv_.notify_all();  // a worker helping shut_down() may be waiting for it
-  // Wake a worker only if one sleeps (decided under the lock, so none is missed), and after
-  // unlocking, so that it does not wake into a held mutex. Once the lock is released a worker
-  // may run this task, which may destroy the pool (`delete p` from its own task): a reference
-  // keeps the pool alive for the notify.
-  const bool wake = sleeping_ > 0;
-  if (wake) retain();
-  lock.unlock();
-  if (wake) {
-    work_cv_.notify_one();
-    release();
-  }
+  // Once queued, a worker may run the task, and the task may destroy the pool (`delete p` from
+  // its own task): a reference keeps it alive until push() has woken a worker.
+  retain();
+  push(t);
+  release();
   return true;
 }
 
 void pool_impl::task_done(bool entry_left) noexcept {
-  // The decrement and the notify happen under the lock, and nothing touches the pool after the
-  // unlock: shut_down() may delete it as soon as outstanding_ reaches what it waits for.
-  std::lock_guard<std::mutex> lock(mutex_);
-  --outstanding_;
-  if (entry_left) ++stale_entries_;
-  if ((outstanding_ == 0 && stale_entries_ == 0) || closing_) idle_cv_.notify_all();
+  // The pool may be destroyed as soon as work_ falls: hold it for the notify. It is alive
+  // here, since this task is not yet counted done.
+  retain();
+  account(entry_left ? one_task - one_stale_entry : one_task);
+  release();
 }
 
 void pool_impl::resize(std::size_t threads) {
   check_size(threads);
   std::lock_guard<std::mutex> lock(mutex_);
-  if (stop_) throw shutdown_error();
+  if (stop_.load(std::memory_order_relaxed)) throw shutdown_error();
   reap_exited();
   const std::size_t old_target = target_;
   target_ = threads;
@@ -266,10 +384,14 @@ void pool_impl::resize(std::size_t threads) {
     while (active_ < target_) start_worker();
   } catch (...) {
     target_ = old_target;  // threads this call started are now surplus and leave at once
+    leave_hint_.store(active_ > target_, std::memory_order_relaxed);
     work_cv_.notify_all();
     throw;
   }
-  if (active_ > target_) work_cv_.notify_all();
+  if (active_ > target_) {
+    leave_hint_.store(true, std::memory_order_relaxed);
+    work_cv_.notify_all();
+  }
 }
 
 std::size_t pool_impl::size() const noexcept {
@@ -290,8 +412,12 @@ void pool_impl::wait() {
         "background: wait() called from one of the pool's own tasks or callbacks would wait for "
         "itself; wait for the futures you need instead");
   }
+  // acquire: pairs with the release of the RMWs on work_, so what the tasks did is visible.
+  if (work_.load(std::memory_order_acquire) == 0) return;
   std::unique_lock<std::mutex> lock(mutex_);
-  idle_cv_.wait(lock, [this] { return outstanding_ == 0 && stale_entries_ == 0; });
+  idle_waiters_.fetch_add(1, std::memory_order_seq_cst);  // then work_: see account()
+  while (work_.load(std::memory_order_seq_cst) != 0) idle_cv_.wait(lock);
+  idle_waiters_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void pool_impl::add_callback(std::function<void(const outcome&)> f) {
@@ -335,33 +461,56 @@ void pool_impl::shut_down() noexcept {
     }
   }
   const bool on_worker = tls_worker == this;
+  // This worker's batch includes tasks already done: they must not hold the drain up.
+  if (on_worker && tls_owed != 0) account(std::exchange(tls_owed, 0));
+  // seq_cst: the Dekker pair with submit() (closing_, then work_), and with push().
+  closing_.store(true, std::memory_order_seq_cst);
   std::unique_lock<std::mutex> lock(mutex_);
-  closing_ = true;
-  while (outstanding_ > own) {
-    if (on_worker && head_ != nullptr) {
+  idle_waiters_.fetch_add(1, std::memory_order_seq_cst);
+  // The low half of work_: tasks not yet done.
+  while (static_cast<std::uint32_t>(work_.load(std::memory_order_seq_cst)) > own) {
+    if (on_worker) {
       // This worker is busy destroying the pool: help its siblings drain the queue (with
-      // n = 1, nobody else would).
-      run_next(lock);
-      continue;
+      // n = 1, nobody else would). push() notifies idle_cv_ while closing_.
+      if (task_base* t = pop_locked()) {
+        lock.unlock();
+        run_entry(t, /*batched=*/false);
+        lock.lock();
+        continue;
+      }
+      if (maybe_queued()) {  // a push has taken a cell and is about to fill it
+        lock.unlock();
+        std::this_thread::yield();
+        lock.lock();
+        continue;
+      }
     }
     idle_cv_.wait(lock);
   }
+  idle_waiters_.fetch_sub(1, std::memory_order_relaxed);
   // Only now: until the drain is over, then() on a finished task must still find this pool,
   // for this pool's own tasks. Not under our lock: submit_to_pool() takes the registry's lock
   // first, then ours.
   lock.unlock();
   unregister_pool(id);
   lock.lock();
-  stop_ = true;
-  // What is left in the queue are entries of tasks that were run inline or cancelled.
-  task_base* leftovers = std::exchange(head_, nullptr);
-  tail_ = nullptr;
-  queued_.store(0, std::memory_order_relaxed);
+  stop_.store(true, std::memory_order_release);
+  leave_hint_.store(true, std::memory_order_relaxed);
+  // What is left in the queue are entries of tasks that were run inline or cancelled; workers
+  // may be dropping some of them at the same time, each pop takes one entry.
+  task_base* leftovers = nullptr;
+  while (task_base* t = pop_locked()) {
+    t->next_ = leftovers;
+    leftovers = t;
+  }
   std::list<worker> workers;
   workers.swap(workers_);
   lock.unlock();
   work_cv_.notify_all();
-  while (leftovers != nullptr) std::exchange(leftovers, leftovers->next_)->release();
+  while (leftovers != nullptr) {
+    std::exchange(leftovers, leftovers->next_)->release();
+    work_.fetch_sub(one_stale_entry, std::memory_order_relaxed);  // nobody waits for it now
+  }
   for (worker& w : workers) {
     if (w.thread.get_id() == std::this_thread::get_id()) {
       w.thread.detach();  // this thread's task goes on; its loop sees stop_ and returns

@@ -1,5 +1,7 @@
-// pool_impl: the scheduler behind a pool. This first engine keeps one FIFO queue under a mutex;
-// its interface (submit, task_done, resize, wait, shut_down) is what a faster engine replaces.
+// pool_impl: the scheduler behind a pool. Submitted tasks go on a lock-free ring (an overflow
+// list under the mutex takes the rest when it is full); workers pop from it, spin for a moment
+// when it is empty, then park on a condition variable, and submit() wakes one only if one is
+// parked. Counting for wait() is one atomic word.
 #ifndef BACKGROUND_SRC_POOL_IMPL_HPP
 #define BACKGROUND_SRC_POOL_IMPL_HPP
 
@@ -14,6 +16,7 @@
 
 #include "background/detail/task_state.hpp"
 #include "background/pool.hpp"
+#include "injection_queue.hpp"
 
 namespace background::detail {
 
@@ -78,32 +81,62 @@ class pool_impl {
   void worker_main(worker* self);
   void start_worker();  // with mutex_ held
   void reap_exited();   // with mutex_ held
-  // Pops the queue's head (there is one) and runs it with `lock` released (or, if it already
-  // ran or was cancelled, drops the entry).
-  void run_next(std::unique_lock<std::mutex>& lock) noexcept;
-  // Returns when a task is queued, or after a bounded spin (see the definition).
-  void spin_until_queued() const noexcept;
+  // Whether this worker must leave now (stop_, or a shrink made it surplus); takes the lock.
+  bool leave(worker* self);
+  // Queues `t`: on the ring, or, when the ring is full or the overflow list is not empty, on
+  // the overflow list. Wakes a sleeping worker if there is one.
+  void push(task_base* t);
+  // The oldest queued entry, or null. pop_locked() is for a caller that holds mutex_.
+  task_base* pop();
+  task_base* pop_locked();
+  bool maybe_queued() const noexcept;
+  // Wakes one parked worker, if there is one.
+  void wake_one();
+  // Runs (or, if a waiter ran it or it was cancelled, drops) a popped entry, and counts it:
+  // at once, or if `batched` (its worker loop), in this thread's batch (see worker_main()).
+  void run_entry(task_base* t, bool batched) noexcept;
+  // Returns when a task may be queued or a worker must leave, or after a bounded spin.
+  void spin_for_work() const noexcept;
+  // Subtracts `delta` from work_ and wakes wait() and shut_down() if they may now return.
+  void account(std::uint64_t delta) noexcept;
 
+  // work_ counts, in one word so that both change in one RMW: tasks submitted and not yet
+  // done (the low 32 bits) and, times 2^32, queue entries of tasks a waiter ran inline or that
+  // were cancelled, not yet dropped by a worker (it may be -1 for a moment: a worker can drop
+  // such an entry before the task's runner reports it done; the word wraps and comes back).
+  static constexpr std::uint64_t one_task = 1;
+  static constexpr std::uint64_t one_stale_entry = std::uint64_t{1} << 32;
+
+  injection_queue queue_;
+
+  // The mutex guards: the overflow list, the worker list and sizes, the condition variables'
+  // waits, and the callback list's appends.
   mutable std::mutex mutex_;
-  std::condition_variable work_cv_;  // workers: a task was queued, a shrink, or stop_
-  std::condition_variable idle_cv_;  // wait() and shut_down(): outstanding_ fell
-  task_base* head_ = nullptr;        // FIFO of queued tasks, linked through task_base::next_
-  task_base* tail_ = nullptr;
-  // The length of that queue, for workers spinning without the lock. Written only under the
-  // lock (a plain load and store, so no RMW); read relaxed by spinners, which then take the
-  // lock before touching the queue.
-  std::atomic<std::size_t> queued_{0};
-  std::size_t target_ = 0;       // size(): the size last set
-  std::size_t active_ = 0;       // threads that have not decided to leave
-  std::size_t sleeping_ = 0;     // workers waiting on work_cv_
-  std::size_t outstanding_ = 0;  // tasks queued or running, not yet task_done()
-  // Queue entries of tasks that a waiter ran or that were cancelled, not yet dropped by a
-  // worker. It may be -1 for a moment: a worker can drop an entry before the task's runner
-  // reports it done.
-  std::ptrdiff_t stale_entries_ = 0;
-  bool closing_ = false;  // shut_down() has started
-  bool stop_ = false;     // workers must leave now
+  std::condition_variable work_cv_;     // sleeping workers: a task was queued, a shrink, or stop_
+  std::condition_variable idle_cv_;     // wait() and shut_down(): work_ fell
+  task_base* overflow_head_ = nullptr;  // FIFO linked through task_base::next_, when the ring
+  task_base* overflow_tail_ = nullptr;  // is full
+  // The overflow list's length: written under the mutex, read relaxed as a hint by push() and
+  // pop(), which take the mutex before touching the list.
+  std::atomic<std::size_t> overflow_size_{0};
+  std::size_t target_ = 0;  // size(): the size last set
+  std::size_t active_ = 0;  // threads that have not decided to leave
   std::list<worker> workers_;
+
+  // seq_cst: sleeping_ (and searching_) and the queue, idle_waiters_ and work_, closing_ and work_
+  // are each a pair where one thread writes the first and reads the second and another does the
+  // opposite (Dekker): seq_cst makes sure at least one of them sees the other's write.
+  alignas(64) std::atomic<std::uint64_t> work_{0};
+  alignas(64) std::atomic<std::uint32_t> sleeping_{0};  // workers parked on work_cv_
+  std::atomic<std::uint32_t> searching_{0};     // workers out of work, spinning before they park
+  std::atomic<std::uint32_t> idle_waiters_{0};  // threads in wait() or shut_down()
+  std::atomic<bool> closing_{false};            // shut_down() has started
+  // Workers must leave now. Written under the mutex (release) once the drain is over; read
+  // under it, or (acquire) by submit(), where only the thread that set it can see it set.
+  std::atomic<bool> stop_{false};
+  // stop_, or a shrink made workers surplus: busy workers read it (relaxed) between tasks and
+  // take the lock to find out. Written under the mutex.
+  std::atomic<bool> leave_hint_{false};
 
   // One for the pool object and one for each worker thread that has not returned.
   // relaxed increments (made from a live reference); acq_rel decrement, see release().

@@ -139,8 +139,8 @@ bool execute(task_base* t, bool drop_ref, bool caller_counts) noexcept {
     }
     // acquire: pairs with the release CAS that made a continuation queued (submit()), so its
     // callable and pool_ are visible; a task from run() was queued from birth and reaches its
-    // claimer through the pool's mutex or the waiter's own hold on its future. The waiter bit
-    // is kept, for the final exchange to wake them.
+    // claimer through the ring's release/acquire or the waiter's own hold on its future. The waiter
+    // bit is kept, for the final exchange to wake them.
   } while (!t->state_.compare_exchange_weak(s, st_running | (s & st_waiters),
                                             std::memory_order_acquire, std::memory_order_relaxed));
   run_claimed(t, drop_ref, caller_counts);
