@@ -64,11 +64,14 @@ void add_peer() {
   } else {
     skip("fib25/" + std::string(n), P::no_fork_join);
   }
-  if constexpr (requires { P::no_pool; }) {
-    skip("grow/" + std::string(n), P::no_pool);
-    skip("idle_cpu/" + std::string(n), P::no_pool);
+  if constexpr (requires { P::no_grow; }) {
+    skip("grow/" + std::string(n), P::no_grow);
   } else {
     add("grow", n, bench::grow<P>);
+  }
+  if constexpr (requires { P::no_idle; }) {
+    skip("idle_cpu/" + std::string(n), P::no_idle);
+  } else {
     add("idle_cpu", n, bench::idle_cpu<P>);
   }
 }

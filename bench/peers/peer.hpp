@@ -10,7 +10,8 @@
 //   void fork_join(A a, B b);    // runs a as a task and b inline, then waits for a: only on
 //                                // pools where a task may wait for another (fib25)
 //   static constexpr const char* no_fork_join;  // why not, printed by --bg_skipped
-//   static constexpr const char* no_pool;       // not a pool: no grow or idle_cpu
+//   static constexpr const char* no_grow;       // why grow cannot be measured
+//   static constexpr const char* no_idle;       // why idle_cpu cannot be measured
 //   static constexpr double task_factor;        // run fewer tasks (std::async)
 #ifndef BENCH_PEERS_PEER_HPP
 #define BENCH_PEERS_PEER_HPP

@@ -17,7 +17,8 @@ class std_async_peer {
   static constexpr std::string_view name = "std_async";
   // A thread per task: 1M of them would take most of a minute; ns/task needs fewer.
   static constexpr double task_factor = 0.02;
-  static constexpr const char* no_pool = "no pool: a new thread per task, nothing to grow or idle";
+  static constexpr const char* no_grow = "no pool: a new thread per task, nothing to start";
+  static constexpr const char* no_idle = "no pool: its threads end with their task";
   static constexpr const char* no_fork_join =
       "a thread per call: fib(25) would start ~121k threads; it measures thread creation";
 

@@ -21,7 +21,7 @@ namespace bench {
 class tbb_peer {
  public:
   static constexpr std::string_view name = "tbb";
-  static constexpr const char* no_pool =
+  static constexpr const char* no_grow =
       "workers belong to TBB's process-wide market, started lazily and kept after the arena";
 
   // TBB caps its workers at the CPU count unless told otherwise: allow `threads` of them.
