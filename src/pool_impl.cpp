@@ -9,24 +9,25 @@
 
 #include "background/detail/testing.hpp"
 #include "background/error.hpp"
+#include "backoff.hpp"
+#include "cpu_count.hpp"
 #include "futex.hpp"
 #include "registry.hpp"
 
 namespace background::detail {
 namespace {
 
+// How many workers of a pool may search at once: the CPUs this process may use, read once.
+std::uint32_t max_searching() noexcept {
+  static const auto cpus = static_cast<std::uint32_t>(available_cpus());
+  return cpus;
+}
+
 constexpr int spin_pauses = 100;
 constexpr int spin_yields = 50;
 
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
 thread_local pool_impl* tls_worker = nullptr;      // the pool this thread works for, if any
+thread_local work_deque* tls_deque = nullptr;      // that worker's own deque, if it has one
 thread_local running_frame* tls_frames = nullptr;  // tasks running on this thread
 // What this worker owes work_: entries it ran or dropped, not yet subtracted (see
 // worker_main()).
@@ -82,6 +83,14 @@ pool_impl* pool_impl::create(std::size_t threads) {
 }
 
 pool_impl::~pool_impl() {
+  // Entries still queued are tasks that were run inline or cancelled (or, if this pool was
+  // deleted from one of its own tasks, that task's): drop their references.
+  while (task_base* t = pop_locked()) t->release();
+  for (int i = 0; i < deques_made_.load(std::memory_order_relaxed); ++i) {
+    work_deque* d = deques_[i].load(std::memory_order_relaxed);
+    while (task_base* t = d->steal()) t->release();
+    delete d;
+  }
   for (callback_node* n = callbacks_head_.load(std::memory_order_relaxed); n != nullptr;) {
     delete std::exchange(n, n->next.load(std::memory_order_relaxed));
   }
@@ -99,11 +108,30 @@ void pool_impl::start_worker() {
     throw std::system_error(EAGAIN, std::generic_category(),
                             "background: cannot start a worker thread (injected failure)");
   }
+  // Its deque: a free slot, made the first time it is used. Made before anything else, so
+  // that a failed allocation leaves everything as it was.
+  int slot = -1;
+  for (int i = 0; i < deque_slots; ++i) {
+    if (!deque_owned_[i]) {
+      slot = i;
+      break;
+    }
+  }
+  if (slot >= 0 && slot == deques_made_.load(std::memory_order_relaxed)) {
+    // release: a thief that sees the slot counted sees the deque made.
+    deques_[slot].store(new work_deque, std::memory_order_release);
+    deques_made_.store(slot + 1, std::memory_order_release);
+  }
   worker& w = workers_.emplace_back();
+  if (slot >= 0) {
+    deque_owned_[slot] = true;
+    w.slot = slot;
+  }
   retain();  // the worker's reference
   try {
     w.thread = std::thread([this, &w] { worker_main(&w); });
   } catch (...) {
+    if (w.slot >= 0) deque_owned_[w.slot] = false;
     workers_.pop_back();
     refs_.fetch_sub(1, std::memory_order_relaxed);  // never the last: the caller holds one
     throw;
@@ -124,6 +152,8 @@ void pool_impl::reap_exited() {
 
 void pool_impl::worker_main(worker* self) {
   tls_worker = this;
+  // acquire-free: the slot was made and assigned under the mutex, before this thread started.
+  tls_deque = self->slot >= 0 ? deques_[self->slot].load(std::memory_order_relaxed) : nullptr;
   bool spun = false;       // spun since the last task: the next time out of work, park
   bool searching = false;  // counted in searching_
   // The entries it ran or dropped are subtracted from work_ in batches, when the queue is empty
@@ -151,9 +181,10 @@ void pool_impl::worker_main(worker* self) {
     if (leave_hint_.load(std::memory_order_relaxed)) {
       if (searching) stop_searching();
       settle_owed();
+      drain_local();
       if (leave(self)) break;
     }
-    if (task_base* t = pop()) {
+    if (task_base* t = find_work()) {
       spun = false;
       if (++owed_entries == max_owed_entries) settle_owed();
       if (searching) stop_searching();
@@ -168,6 +199,10 @@ void pool_impl::worker_main(worker* self) {
       // round trip finds this worker awake, and push() makes no syscall to wake another.
       spun = true;
       if (!searching) {
+        // At most as many searchers as CPUs: more could only spin against each other, and 64
+        // idle workers must not each spend 50 us after their last task. relaxed: a heuristic;
+        // a few too many is harmless, and one that does not search parks properly below.
+        if (searching_.load(std::memory_order_relaxed) >= max_searching()) continue;
         searching = true;
         searching_.fetch_add(1, std::memory_order_seq_cst);
       }
@@ -194,6 +229,7 @@ void pool_impl::worker_main(worker* self) {
     spun = false;
   }
   tls_worker = nullptr;
+  tls_deque = nullptr;
   release();  // may delete the pool, if it was destroyed from this thread's task
 }
 
@@ -206,13 +242,21 @@ bool pool_impl::leave(worker* self) {
   }
   leave_hint_.store(stop_.load(std::memory_order_relaxed) || active_ > target_,
                     std::memory_order_relaxed);
-  if (go) self->exited = true;
+  if (go) {
+    self->exited = true;
+    if (self->slot >= 0) deque_owned_[self->slot] = false;  // emptied by drain_local()
+  }
   return go;
 }
 
 bool pool_impl::maybe_queued() const noexcept {
   // seq_cst loads for the Dekker pairs described in worker_main().
-  return queue_.maybe_nonempty() || overflow_size_.load(std::memory_order_seq_cst) != 0;
+  if (queue_.maybe_nonempty() || overflow_size_.load(std::memory_order_seq_cst) != 0) return true;
+  const int made = deques_made_.load(std::memory_order_acquire);
+  for (int i = 0; i < made; ++i) {
+    if (deques_[i].load(std::memory_order_relaxed)->maybe_nonempty()) return true;
+  }
+  return false;
 }
 
 void pool_impl::push(task_base* t) {
@@ -230,8 +274,12 @@ void pool_impl::push(task_base* t) {
     overflow_size_.store(overflow_size_.load(std::memory_order_relaxed) + 1,
                          std::memory_order_seq_cst);
   }
-  // See worker_main(): the queue write above, then these reads. A searching worker will find
-  // the task (and, if it is the last searcher, wake another when it does); otherwise a
+  announce();
+}
+
+void pool_impl::announce() {
+  // See worker_main(): the queue write before this, then these reads. A searching worker will
+  // find the task (and, if it is the last searcher, wake another when it does); otherwise a
   // sleeping one is woken.
   if (searching_.load(std::memory_order_seq_cst) == 0) wake_one();
   // A worker helping shut_down() drain waits on idle_cv_, not work_cv_.
@@ -278,23 +326,15 @@ void pool_impl::run_entry(task_base* t, bool batched) noexcept {
 }
 
 void pool_impl::spin_for_work() const noexcept {
-  // A bounded search: first a short spin (a pause is 10 to 40 ns), then yields, about 50 us in
-  // all. Short enough that idle workers cost nothing measurable, long enough to span the gap
-  // between the tasks of a burst and a caller's back-to-back round trips. The yields matter
-  // when threads outnumber cores: a searching worker then hands its core to the submitter
-  // instead of spinning against it. maybe_nonempty()'s loads are seq_cst, which costs nothing
-  // more than relaxed loads on x86.
-  for (int i = 0; i < spin_pauses + spin_yields; ++i) {
-    if (queue_.maybe_nonempty() || overflow_size_.load(std::memory_order_relaxed) != 0 ||
-        leave_hint_.load(std::memory_order_relaxed)) {
-      return;
-    }
-    if (i < spin_pauses) {
-      cpu_relax();
-    } else {
-      std::this_thread::yield();
-    }
-  }
+  // About 50 us in all: short enough that idle workers cost nothing measurable, long enough to
+  // span the gap between the tasks of a burst and a caller's back-to-back round trips.
+  // maybe_nonempty()'s loads are seq_cst, which costs nothing more than relaxed on x86.
+  spin_then_yield(
+      [this] {
+        return queue_.maybe_nonempty() || overflow_size_.load(std::memory_order_relaxed) != 0 ||
+               leave_hint_.load(std::memory_order_relaxed);
+      },
+      spin_pauses, spin_yields);
 }
 
 void pool_impl::account(std::uint64_t delta) noexcept {
@@ -360,8 +400,54 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
   // Once queued, a worker may run the task, and the task may destroy the pool (`delete p` from
   // its own task): a reference keeps it alive until push() has woken a worker.
   retain();
-  push(t);
+  // A task submitted from one of our workers' own tasks goes on its deque (fork-join: it is
+  // likely to be waited for there, soon); continuations (`internal`) go on the ring, in the
+  // order their antecedents finished.
+  if (!internal && tls_worker == this && tls_deque != nullptr && tls_deque->push(t)) {
+    announce();  // for the thieves
+  } else {
+    push(t);
+  }
   release();
+  return true;
+}
+
+task_base* pool_impl::find_work() noexcept {
+  if (tls_deque != nullptr) {
+    if (task_base* t = tls_deque->take()) return t;
+  }
+  if (task_base* t = pop()) return t;
+  return steal();
+}
+
+task_base* pool_impl::steal() noexcept {
+  const int made = deques_made_.load(std::memory_order_acquire);
+  if (made == 0) return nullptr;
+  // Start at a different victim each time, so that thieves spread out.
+  thread_local unsigned next_victim = 0;
+  const unsigned start = next_victim++;
+  for (int k = 0; k < made; ++k) {
+    work_deque* d = deques_[(start + static_cast<unsigned>(k)) % static_cast<unsigned>(made)].load(
+        std::memory_order_relaxed);
+    if (d == tls_deque) continue;
+    if (task_base* t = d->steal()) return t;
+  }
+  return nullptr;
+}
+
+void pool_impl::drain_local() {
+  if (tls_deque == nullptr) return;
+  // Oldest first would keep their order; newest first is what take() gives, and order among
+  // a worker's own submissions is not promised.
+  while (task_base* t = tls_deque->take()) push(t);
+}
+
+bool pool_impl::run_if_newest_local(task_base* t) noexcept {
+  if (tls_deque == nullptr || tls_deque->peek_newest() != t) return false;
+  task_base* taken = tls_deque->take();
+  if (taken == nullptr) return false;  // a thief took it: it runs there
+  // take() gives the newest, which only this thread changes: `t`, an entry of tls_worker's.
+  tls_worker->run_entry(taken, /*batched=*/false);
   return true;
 }
 
@@ -472,18 +558,20 @@ void pool_impl::shut_down() noexcept {
     if (on_worker) {
       // This worker is busy destroying the pool: help its siblings drain the queue (with
       // n = 1, nobody else would). push() notifies idle_cv_ while closing_.
-      if (task_base* t = pop_locked()) {
-        lock.unlock();
-        run_entry(t, /*batched=*/false);
-        lock.lock();
-        continue;
-      }
+      lock.unlock();
+      task_base* t = find_work();
+      if (t != nullptr) run_entry(t, /*batched=*/false);
+      lock.lock();
+      if (t != nullptr) continue;
       if (maybe_queued()) {  // a push has taken a cell and is about to fill it
         lock.unlock();
         std::this_thread::yield();
         lock.lock();
         continue;
       }
+      // The lock was released: what it waits for may have happened meanwhile, and been
+      // notified while nobody waited. Look again before waiting (account() notifies under it).
+      if (static_cast<std::uint32_t>(work_.load(std::memory_order_seq_cst)) <= own) break;
     }
     idle_cv_.wait(lock);
   }
@@ -496,21 +584,12 @@ void pool_impl::shut_down() noexcept {
   lock.lock();
   stop_.store(true, std::memory_order_release);
   leave_hint_.store(true, std::memory_order_relaxed);
-  // What is left in the queue are entries of tasks that were run inline or cancelled; workers
-  // may be dropping some of them at the same time, each pop takes one entry.
-  task_base* leftovers = nullptr;
-  while (task_base* t = pop_locked()) {
-    t->next_ = leftovers;
-    leftovers = t;
-  }
+  // What is left in the queues are entries of tasks that were run inline or cancelled; the
+  // destructor drops them, once no worker can be moving them any more.
   std::list<worker> workers;
   workers.swap(workers_);
   lock.unlock();
   work_cv_.notify_all();
-  while (leftovers != nullptr) {
-    std::exchange(leftovers, leftovers->next_)->release();
-    work_.fetch_sub(one_stale_entry, std::memory_order_relaxed);  // nobody waits for it now
-  }
   for (worker& w : workers) {
     if (w.thread.get_id() == std::this_thread::get_id()) {
       w.thread.detach();  // this thread's task goes on; its loop sees stop_ and returns

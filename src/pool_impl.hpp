@@ -17,6 +17,7 @@
 #include "background/detail/task_state.hpp"
 #include "background/pool.hpp"
 #include "injection_queue.hpp"
+#include "work_deque.hpp"
 
 namespace background::detail {
 
@@ -67,6 +68,9 @@ class pool_impl {
 
   // The pool whose worker this thread is, if any.
   static pool_impl* current_worker_pool() noexcept;
+  // On a worker: runs `t` on this thread if it is the newest task in the worker's own deque,
+  // taking it back from there (so that it leaves no stale entry); false if it is not there.
+  static bool run_if_newest_local(task_base* t) noexcept;
   // Whether this thread is running one of `p`'s tasks, or is one of its workers.
   static bool inside(const pool_impl* p) noexcept;
 
@@ -74,6 +78,7 @@ class pool_impl {
   struct worker {
     std::thread thread;
     bool exited = false;  // its loop has returned; joining it no longer waits for anything
+    int slot = -1;        // its deque in deques_, if it got one
   };
 
   pool_impl();
@@ -83,6 +88,14 @@ class pool_impl {
   void reap_exited();   // with mutex_ held
   // Whether this worker must leave now (stop_, or a shrink made it surplus); takes the lock.
   bool leave(worker* self);
+  // The next task for a worker: its own deque's newest, else the ring's oldest, else one
+  // stolen from another worker's deque; null if none was found.
+  task_base* find_work() noexcept;
+  task_base* steal() noexcept;
+  // Moves the tasks left in this worker's deque to the ring (before it leaves).
+  void drain_local();
+  // Wakes a worker for a task just queued, unless one is searching; and a draining shut_down().
+  void announce();
   // Queues `t`: on the ring, or, when the ring is full or the overflow list is not empty, on
   // the overflow list. Wakes a sleeping worker if there is one.
   void push(task_base* t);
@@ -108,6 +121,15 @@ class pool_impl {
   static constexpr std::uint64_t one_stale_entry = std::uint64_t{1} << 32;
 
   injection_queue queue_;
+
+  // Workers' deques, one per worker up to deque_slots (more workers use the ring only). A slot
+  // is made once, under the mutex, and kept until the pool is deleted, so thieves may scan
+  // them without a lock; a worker owns the one it holds in deque_owned_ until it leaves, and
+  // empties it first.
+  static constexpr int deque_slots = 64;
+  std::atomic<work_deque*> deques_[deque_slots]{};
+  std::atomic<int> deques_made_{0};  // slots made: thieves scan [0, deques_made_)
+  bool deque_owned_[deque_slots]{};  // under the mutex
 
   // The mutex guards: the overflow list, the worker list and sizes, the condition variables'
   // waits, and the callback list's appends.

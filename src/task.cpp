@@ -6,12 +6,17 @@
 
 #include "background/detail/core.hpp"
 #include "background/error.hpp"
+#include "backoff.hpp"
 #include "futex.hpp"
 #include "pool_impl.hpp"
 #include "registry.hpp"
 
 namespace background::detail {
 namespace {
+
+// How long wait() looks at a running task before it sleeps on it (see spin_then_yield()).
+constexpr int wait_spin_pauses = 200;
+constexpr int wait_spin_yields = 20;
 
 // The mark that closes a task's continuation stack once it has finished.
 task_base* closed_mark() noexcept { return reinterpret_cast<task_base*>(std::uintptr_t{1}); }
@@ -244,13 +249,17 @@ bool wait(task_base* t, const std::chrono::steady_clock::time_point* deadline) {
   // Only untimed waits on a worker run tasks: a timed wait could not keep its bound, and a
   // thread outside the pools runs none, so n stays the bound on concurrency for them.
   const bool help = deadline == nullptr && pool_impl::current_worker_pool() != nullptr;
+  bool spun = false;
   for (;;) {
     // acquire: pairs with the release that published a final phase (or made it queued).
     const std::uint32_t s = t->state_.load(std::memory_order_acquire);
     const std::uint32_t phase = s & st_phase_mask;
     if (phase >= st_ready) return true;
     if (help && phase == st_queued) {
-      execute(t, /*drop_ref=*/false);  // if it lost the race, the next look sees why
+      // Taken back from this worker's own deque if it is still there (the usual case for a
+      // task waited for right after it was submitted); otherwise claimed where it is, leaving
+      // its queue entry behind. If it lost the race, the next look sees why.
+      if (!pool_impl::run_if_newest_local(t)) execute(t, /*drop_ref=*/false);
       continue;
     }
     if (help && phase == st_pending) {
@@ -267,6 +276,13 @@ bool wait(task_base* t, const std::chrono::steady_clock::time_point* deadline) {
       if (ran) continue;
     }
     if (deadline != nullptr && std::chrono::steady_clock::now() >= *deadline) return false;
+    if (!spun && deadline == nullptr) {
+      // Another thread runs it (or it waits for its antecedent): most tasks in a busy pool end
+      // sooner than a futex sleep and wake-up take, so look again for a moment first.
+      spun = true;
+      const auto changed = [t, s] { return t->state_.load(std::memory_order_relaxed) != s; };
+      if (spin_then_yield(changed, wait_spin_pauses, wait_spin_yields)) continue;
+    }
     sleep_on(t, s, deadline);
   }
 }
