@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <latch>
 #include <memory>
@@ -135,6 +136,25 @@ TEST_P(PoolTest, EveryWorkerBlockedInNestedWaits) {
 class PoolBlockedTaskTest : public PoolTest {};
 
 INSTANTIATE_TEST_SUITE_P(PoolSizesAboveOne, PoolBlockedTaskTest, ::testing::Values(2, 4, 8, 64));
+
+// Every worker parked, then a burst of as many tasks as workers that can only finish together:
+// each task must find a worker of its own, so the burst must wake them all (a submit that sees
+// a searching worker wakes nobody; the searcher passes the search on when it finds work).
+TEST_P(PoolBlockedTaskTest, BurstWakesAsManyParkedWorkersAsItNeeds) {
+  background::pool pool{size()};
+  for (int round = 0; round < 20; ++round) {
+    pool.wait();
+    // Long enough for the workers to stop searching and park (they search for ~50 us). If
+    // they have not, the round is merely easier.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::latch all{static_cast<std::ptrdiff_t>(size())};
+    std::vector<background::future<void>> burst;
+    for (std::size_t i = 0; i < size(); ++i) {
+      burst.push_back(pool.run([&all] { all.arrive_and_wait(); }));
+    }
+    for (auto& f : burst) f.get();  // a worker left asleep is a hang here, failed by timeout
+  }
+}
 
 TEST_P(PoolBlockedTaskTest, BlockedTasksDoNotStopTheOthers) {
   constexpr int others = 1000;
