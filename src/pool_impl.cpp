@@ -120,7 +120,7 @@ void pool_impl::start_worker() {
   if (slot >= 0 && slot == deques_made_.load(std::memory_order_relaxed)) {
     // release: a thief that sees the slot counted sees the deque made.
     deques_[slot].store(new work_deque, std::memory_order_release);
-    deques_made_.store(slot + 1, std::memory_order_release);
+    deques_made_.store(slot + 1, std::memory_order_seq_cst);
   }
   worker& w = workers_.emplace_back();
   if (slot >= 0) {
@@ -209,17 +209,26 @@ void pool_impl::worker_main(worker* self) {
       spin_for_work();
       continue;
     }
-    if (searching) stop_searching();
+    // Parking: it stops searching without waking another, since its own look at the queues
+    // below covers any task that push() left to it.
+    if (searching) {
+      searching = false;
+      searching_.fetch_sub(1, std::memory_order_seq_cst);
+    }
     std::unique_lock<std::mutex> lock(mutex_);
     if (stop_.load(std::memory_order_relaxed) || active_ > target_) {
-      continue;  // leave() next time round
+      // It leaves instead (leave() next time round): a task left to it goes to another.
+      lock.unlock();
+      if (maybe_queued()) wake_one();
+      continue;
     }
     sleeping_.fetch_add(1, std::memory_order_seq_cst);
     // Dekker with push(): it queues, then reads searching_ and sleeping_; we leave the first
     // and join the second, then look at the queue. If push() saw neither a searcher nor a
     // sleeper, we see its task here. If it saw a sleeper, it takes the mutex, which we hold
     // until wait() releases it, before it notifies.
-    if (!maybe_queued()) work_cv_.wait(lock);
+    const bool parked = !maybe_queued();
+    if (parked) work_cv_.wait(lock);
     // Woken (or not parked after all): it searches again, and counts as searching, so that it
     // wakes the next worker if it finds work and more is queued. That is how a burst wakes as
     // many workers as it needs, one by one, while push() wakes one only when nobody searches.
@@ -227,6 +236,12 @@ void pool_impl::worker_main(worker* self) {
     searching = true;
     sleeping_.fetch_sub(1, std::memory_order_relaxed);
     spun = false;
+    if (!parked) {
+      // A task may be on its way but not yet visible (a push between taking a ring cell and
+      // filling it): let that thread run rather than spin against it.
+      lock.unlock();
+      std::this_thread::yield();
+    }
   }
   tls_worker = nullptr;
   tls_deque = nullptr;
@@ -252,7 +267,8 @@ bool pool_impl::leave(worker* self) {
 bool pool_impl::maybe_queued() const noexcept {
   // seq_cst loads for the Dekker pairs described in worker_main().
   if (queue_.maybe_nonempty() || overflow_size_.load(std::memory_order_seq_cst) != 0) return true;
-  const int made = deques_made_.load(std::memory_order_acquire);
+  // seq_cst, like the rest: a deque made a moment ago is seen by the same Dekker argument.
+  const int made = deques_made_.load(std::memory_order_seq_cst);
   for (int i = 0; i < made; ++i) {
     if (deques_[i].load(std::memory_order_relaxed)->maybe_nonempty()) return true;
   }
@@ -329,12 +345,8 @@ void pool_impl::spin_for_work() const noexcept {
   // About 50 us in all: short enough that idle workers cost nothing measurable, long enough to
   // span the gap between the tasks of a burst and a caller's back-to-back round trips.
   // maybe_nonempty()'s loads are seq_cst, which costs nothing more than relaxed on x86.
-  spin_then_yield(
-      [this] {
-        return queue_.maybe_nonempty() || overflow_size_.load(std::memory_order_relaxed) != 0 ||
-               leave_hint_.load(std::memory_order_relaxed);
-      },
-      spin_pauses, spin_yields);
+  spin_then_yield([this] { return maybe_queued() || leave_hint_.load(std::memory_order_relaxed); },
+                  spin_pauses, spin_yields);
 }
 
 void pool_impl::account(std::uint64_t delta) noexcept {
@@ -401,8 +413,8 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
   // its own task): a reference keeps it alive until push() has woken a worker.
   retain();
   // A task submitted from one of our workers' own tasks goes on its deque (fork-join: it is
-  // likely to be waited for there, soon); continuations (`internal`) go on the ring, in the
-  // order their antecedents finished.
+  // likely to be waited for there, soon); continuations that a finishing task schedules
+  // (`internal`) go on the ring, in the order their antecedents finished.
   if (!internal && tls_worker == this && tls_deque != nullptr && tls_deque->push(t)) {
     announce();  // for the thieves
   } else {

@@ -1,7 +1,8 @@
 // pool_impl: the scheduler behind a pool. Submitted tasks go on a lock-free ring (an overflow
-// list under the mutex takes the rest when it is full); workers pop from it, spin for a moment
-// when it is empty, then park on a condition variable, and submit() wakes one only if one is
-// parked. Counting for wait() is one atomic word.
+// list under the mutex takes the rest when it is full), or, when a worker's own task submits
+// them, on that worker's work-stealing deque. Workers out of work search for a moment, then
+// park on a condition variable; submit() wakes a parked one only if none is searching.
+// Counting for wait() is one atomic word. docs/design.md explains the whole.
 #ifndef BACKGROUND_SRC_POOL_IMPL_HPP
 #define BACKGROUND_SRC_POOL_IMPL_HPP
 
@@ -97,7 +98,7 @@ class pool_impl {
   // Wakes a worker for a task just queued, unless one is searching; and a draining shut_down().
   void announce();
   // Queues `t`: on the ring, or, when the ring is full or the overflow list is not empty, on
-  // the overflow list. Wakes a sleeping worker if there is one.
+  // the overflow list. Then announce().
   void push(task_base* t);
   // The oldest queued entry, or null. pop_locked() is for a caller that holds mutex_.
   task_base* pop();
@@ -178,8 +179,8 @@ struct pool_access {
 // Claims `t` (queued -> running), runs it, finishes it and returns true; false if someone else
 // claimed or cancelled it first. With `drop_ref`, it takes over the caller's reference (a
 // queue's), dropping it before the pool counts the task done. With `caller_counts` (a worker
-// that popped `t`), the pool does not count it done: the caller does, in the critical section
-// where it pops the next task, so a worker takes the pool's lock once per task, not twice.
+// that popped `t`), the pool does not count it done: the caller does (pool_impl::run_entry(),
+// in a batch with the other entries its worker loop ran).
 bool execute(task_base* t, bool drop_ref, bool caller_counts = false) noexcept;
 
 // Runs the body of `t`, which this thread has claimed (its phase is st_running), and finishes

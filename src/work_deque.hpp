@@ -34,7 +34,7 @@ class work_deque {
     if (b - t0 >= capacity) return false;
     cell(b).store(t, std::memory_order_relaxed);
     // release: publishes the cell (and the task's fields) to the thief that loads bottom_.
-    // seq_cst, for the pool's Dekker pairs with parking workers (see pool_impl::push_local()).
+    // seq_cst, for the pool's Dekker pairs with parking workers (see pool_impl::submit()).
     bottom_.store(b + 1, std::memory_order_seq_cst);
     return true;
   }
