@@ -149,11 +149,14 @@ class pool_impl {
   // seq_cst: sleeping_ (and searching_) and the queue, idle_waiters_ and work_, closing_ and work_
   // are each a pair where one thread writes the first and reads the second and another does the
   // opposite (Dekker): seq_cst makes sure at least one of them sees the other's write.
+  // Cache lines are laid out by who writes what, so that a submit does not wait for lines the
+  // workers keep writing: work_ (the submitter, and workers' batches); searching_/sleeping_
+  // (workers, read by submits); the read-mostly flags; refs_ (two RMWs per submit).
   alignas(64) std::atomic<std::uint64_t> work_{0};
   alignas(64) std::atomic<std::uint32_t> sleeping_{0};  // workers parked on work_cv_
-  std::atomic<std::uint32_t> searching_{0};     // workers out of work, spinning before they park
-  std::atomic<std::uint32_t> idle_waiters_{0};  // threads in wait() or shut_down()
-  std::atomic<bool> closing_{false};            // shut_down() has started
+  std::atomic<std::uint32_t> searching_{0};       // workers out of work, spinning before they park
+  std::atomic<std::uint32_t> idle_waiters_{0};    // threads in wait() or shut_down()
+  alignas(64) std::atomic<bool> closing_{false};  // shut_down() has started
   // Workers must leave now. Written under the mutex (release) once the drain is over; read
   // under it, or (acquire) by submit(), where only the thread that set it can see it set.
   std::atomic<bool> stop_{false};
@@ -163,7 +166,7 @@ class pool_impl {
 
   // One for the pool object and one for each worker thread that has not returned.
   // relaxed increments (made from a live reference); acq_rel decrement, see release().
-  std::atomic<std::uint32_t> refs_{1};
+  alignas(64) std::atomic<std::uint32_t> refs_{1};
 
   // release: pairs with the acquire load in submit() (and in run_callbacks()), so a task that
   // remembers a node also sees its function and every node before it.

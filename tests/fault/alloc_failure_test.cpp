@@ -27,8 +27,13 @@
 #include <vector>
 
 #include "background/background.hpp"
+#include "background/detail/testing.hpp"
 
 namespace fault {
+
+// Every task state must be one operator new here, so that the sweep's counts are exact: the
+// per-thread block caches (src/task_memory.cpp) are off in this program.
+const bool task_cache_off = (background::detail::use_task_cache(false), true);
 
 // The calling thread's injection. Constant-initialized, so operator new can use it on any
 // thread at any time, before main and during thread exit.

@@ -14,6 +14,7 @@
 #define BACKGROUND_DETAIL_TASK_STATE_HPP
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -55,6 +56,12 @@ class task_base {
   virtual std::uint32_t invoke() noexcept = 0;
   // Destroys the callable without running it (cancellation).
   virtual void drop_callable() noexcept = 0;
+
+  // Task states come from per-thread caches of blocks (src/task_memory.cpp): a state is
+  // usually allocated by the thread that submits and freed by a worker, which plain malloc
+  // serves from its slow path every time. Throws std::bad_alloc as operator new does.
+  BACKGROUND_API static void* operator new(std::size_t size);
+  BACKGROUND_API static void operator delete(void* p, std::size_t size) noexcept;
 
   // References come in two kinds, counted in one word: futures (the high half) and the
   // library's own (the low half: a queue entry, a continuation's link to its antecedent).

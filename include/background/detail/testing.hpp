@@ -16,6 +16,10 @@ namespace background::detail {
 // (EAGAIN), as when the system is out of threads. 0 turns it off.
 BACKGROUND_API void fail_next_thread_starts(int count) noexcept;
 
+// Turns the per-thread caches of task-state blocks on (the default) or off, for tests that
+// count allocations: with it off, every task state is one operator new and one delete.
+BACKGROUND_API void use_task_cache(bool on) noexcept;
+
 // The number of worker threads `p` has now: started and not yet out of their loop. Once the
 // pool is idle and a shrink's surplus threads have left, it equals `p.size()`; threads that a
 // shrink made surplus count until they leave.
