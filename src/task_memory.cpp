@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <mutex>
 #include <new>
+#include <utility>
 
 #include "background/detail/task_state.hpp"
 #include "background/detail/testing.hpp"
@@ -35,6 +36,9 @@ constexpr std::size_t class_bytes = 64;
 constexpr std::size_t classes = 4;
 constexpr int batch_size = 32;  // blocks moved to or from the depot at once
 constexpr int max_cached = 64;  // per class and thread; a free beyond it moves a batch out
+// Per class: 2,048 blocks. A batch beyond it goes back to malloc, so that the blocks of a burst
+// of tasks do not stay cached forever.
+constexpr int max_depot_batches = 64;
 
 // relaxed: a test switches it between scenarios, on the thread that then runs them; a block
 // is valid in or out of the cache whichever way it was allocated.
@@ -50,6 +54,7 @@ struct block {
 struct depot_t {
   std::mutex mutex;
   block* batches[classes] = {};
+  int count[classes] = {};  // batches held, up to max_depot_batches
 };
 depot_t& depot() {
   static auto* d = new depot_t;
@@ -66,12 +71,20 @@ struct cache_t {
 };
 constinit thread_local cache_t cache{};
 
-// Adds the list starting at `first` (ended by a null `next`) to the depot as one batch.
+// Adds the list starting at `first` (ended by a null `next`) to the depot as one batch, or,
+// if the depot holds enough of this class, frees it.
 void move_to_depot(std::size_t c, block* first) noexcept {
   depot_t& d = depot();
-  std::lock_guard<std::mutex> lock(d.mutex);
-  first->next_batch = d.batches[c];
-  d.batches[c] = first;
+  {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    if (d.count[c] < max_depot_batches) {
+      first->next_batch = d.batches[c];
+      d.batches[c] = first;
+      ++d.count[c];
+      return;
+    }
+  }
+  while (first != nullptr) ::operator delete(std::exchange(first, first->next));
 }
 
 // Returns everything cached to the depot at thread exit.
@@ -88,6 +101,16 @@ struct flush_at_exit {
 
 std::size_t class_of(std::size_t size) noexcept { return (size - 1) / class_bytes; }
 
+// Makes sure this thread's cache goes back to the depot when it exits: called before the cache
+// first holds a block, whether freed here or taken from the depot (a thread that only
+// allocates would otherwise take its batch with it).
+void register_flush() {
+  if (cache.flusher) return;
+  cache.flusher = true;
+  static thread_local flush_at_exit flush;  // constructed once per thread: registers it
+  (void)flush;
+}
+
 }  // namespace
 
 void use_task_cache(bool on) noexcept { cache_on.store(on, std::memory_order_relaxed); }
@@ -97,10 +120,12 @@ void* task_base::operator new(std::size_t size) {
   const std::size_t c = class_of(size);
   if (BACKGROUND_TASK_CACHE && !cache.dead && cache_on.load(std::memory_order_relaxed)) {
     if (cache.head[c] == nullptr) {
+      register_flush();  // blocks taken from the depot go back when this thread exits
       depot_t& d = depot();
       std::lock_guard<std::mutex> lock(d.mutex);
       if (block* b = d.batches[c]) {
         d.batches[c] = b->next_batch;
+        --d.count[c];
         cache.head[c] = b;
         cache.count[c] = batch_size;  // an estimate: a batch flushed at exit may be shorter
       }
@@ -124,11 +149,7 @@ void task_base::operator delete(void* p, std::size_t size) noexcept {
     ::operator delete(p);
     return;
   }
-  if (!cache.flusher) {
-    cache.flusher = true;
-    static thread_local flush_at_exit flush;  // constructed once per thread: registers it
-    (void)flush;
-  }
+  register_flush();
   const std::size_t c = class_of(size);
   auto* b = static_cast<block*>(p);
   b->next = cache.head[c];
