@@ -118,8 +118,9 @@ void pool_impl::start_worker() {
     }
   }
   if (slot >= 0 && slot == deques_made_.load(std::memory_order_relaxed)) {
-    // release: a thief that sees the slot counted sees the deque made.
-    deques_[slot].store(new work_deque, std::memory_order_release);
+    // The store to deques_made_ publishes the deque: a thread that loads it (acquire or
+    // seq_cst) and sees the slot counted sees the deque made, so the slot itself is relaxed.
+    deques_[slot].store(new work_deque, std::memory_order_relaxed);
     deques_made_.store(slot + 1, std::memory_order_seq_cst);
   }
   worker& w = workers_.emplace_back();
@@ -433,6 +434,7 @@ task_base* pool_impl::find_work() noexcept {
 }
 
 task_base* pool_impl::steal() noexcept {
+  // acquire: pairs with start_worker()'s store, so every counted slot's deque is visible.
   const int made = deques_made_.load(std::memory_order_acquire);
   if (made == 0) return nullptr;
   // Start at a different victim each time, so that thieves spread out.

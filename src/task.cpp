@@ -144,8 +144,9 @@ bool execute(task_base* t, bool drop_ref, bool caller_counts) noexcept {
     }
     // acquire: pairs with the release CAS that made a continuation queued (submit()), so its
     // callable and pool_ are visible; a task from run() was queued from birth and reaches its
-    // claimer through the ring's release/acquire or the waiter's own hold on its future. The waiter
-    // bit is kept, for the final exchange to wake them.
+    // claimer through the queue that held it (a ring cell's release, a deque's bottom_, the
+    // overflow list's mutex) or the waiter's own hold on its future. The waiter bit is kept,
+    // for the final exchange to wake them.
   } while (!t->state_.compare_exchange_weak(s, st_running | (s & st_waiters),
                                             std::memory_order_acquire, std::memory_order_relaxed));
   run_claimed(t, drop_ref, caller_counts);
@@ -280,6 +281,7 @@ bool wait(task_base* t, const std::chrono::steady_clock::time_point* deadline) {
       // Another thread runs it (or it waits for its antecedent): most tasks in a busy pool end
       // sooner than a futex sleep and wake-up take, so look again for a moment first.
       spun = true;
+      // relaxed: it only decides when to look again; the loop's acquire load reads the result.
       const auto changed = [t, s] { return t->state_.load(std::memory_order_relaxed) != s; };
       if (spin_then_yield(changed, wait_spin_pauses, wait_spin_yields)) continue;
     }

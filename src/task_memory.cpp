@@ -47,6 +47,7 @@ std::atomic<bool> cache_on{true};
 struct block {
   block* next;        // in a thread's cache, or within a batch
   block* next_batch;  // the first block of each batch in the depot, to the next batch
+  int length;         // the first block of each batch in the depot: the batch's length
 };
 
 // Batches shared by all threads. Leaked on purpose: threads may free states during static
@@ -65,20 +66,21 @@ depot_t& depot() {
 // that happen after its flush at thread exit.
 struct cache_t {
   block* head[classes];
-  int count[classes];
-  bool dead;     // the thread is exiting and has flushed: no more caching
-  bool flusher;  // the flush at thread exit is registered
+  int count[classes];  // exactly the blocks in head[c]'s list
+  bool dead;           // the thread is exiting and has flushed: no more caching
+  bool flusher;        // the flush at thread exit is registered
 };
 constinit thread_local cache_t cache{};
 
-// Adds the list starting at `first` (ended by a null `next`) to the depot as one batch, or,
-// if the depot holds enough of this class, frees it.
-void move_to_depot(std::size_t c, block* first) noexcept {
+// Adds the list of `length` blocks starting at `first` (ended by a null `next`) to the depot
+// as one batch, or, if the depot holds enough of this class, frees it.
+void move_to_depot(std::size_t c, block* first, int length) noexcept {
   depot_t& d = depot();
   {
     std::lock_guard<std::mutex> lock(d.mutex);
     if (d.count[c] < max_depot_batches) {
       first->next_batch = d.batches[c];
+      first->length = length;
       d.batches[c] = first;
       ++d.count[c];
       return;
@@ -91,7 +93,7 @@ void move_to_depot(std::size_t c, block* first) noexcept {
 struct flush_at_exit {
   ~flush_at_exit() {
     for (std::size_t c = 0; c < classes; ++c) {
-      if (cache.head[c] != nullptr) move_to_depot(c, cache.head[c]);
+      if (cache.head[c] != nullptr) move_to_depot(c, cache.head[c], cache.count[c]);
       cache.head[c] = nullptr;
       cache.count[c] = 0;
     }
@@ -127,12 +129,12 @@ void* task_base::operator new(std::size_t size) {
         d.batches[c] = b->next_batch;
         --d.count[c];
         cache.head[c] = b;
-        cache.count[c] = batch_size;  // an estimate: a batch flushed at exit may be shorter
+        cache.count[c] = b->length;
       }
     }
     if (block* b = cache.head[c]) {
       cache.head[c] = b->next;
-      if (cache.count[c] > 0) --cache.count[c];
+      --cache.count[c];
       return b;
     }
   }
@@ -157,11 +159,11 @@ void task_base::operator delete(void* p, std::size_t size) noexcept {
   if (++cache.count[c] <= max_cached) return;
   // Too many: the newest batch_size blocks move to the depot as one batch.
   block* last = b;
-  for (int i = 1; i < batch_size && last->next != nullptr; ++i) last = last->next;
+  for (int i = 1; i < batch_size; ++i) last = last->next;
   cache.head[c] = last->next;
   last->next = nullptr;
   cache.count[c] -= batch_size;
-  move_to_depot(c, b);
+  move_to_depot(c, b, batch_size);
 }
 
 }  // namespace background::detail

@@ -59,7 +59,9 @@ class work_deque {
     return t;
   }
 
-  // Owner only. The newest task, without removing it; null if empty.
+  // Owner only. The newest task, without removing it; null if empty. relaxed: bottom_ is the
+  // owner's own; a stale top_ can only make it answer a task that a thief has just taken, and
+  // take(), which the caller uses next, settles that race.
   task_base* peek_newest() const noexcept {
     const std::int64_t b = bottom_.load(std::memory_order_relaxed);
     if (b <= top_.load(std::memory_order_relaxed)) return nullptr;
