@@ -1,5 +1,5 @@
 // Sleeping on a 32-bit atomic until another thread changes it: Linux futexes, private to the
-// process. Used for futures; the pool's workers park on a condition variable.
+// process. Futures sleep on their task's state word; the pool's workers on an event count.
 #ifndef BACKGROUND_SRC_FUTEX_HPP
 #define BACKGROUND_SRC_FUTEX_HPP
 
@@ -16,6 +16,8 @@ void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
 
 // Wakes every thread sleeping in futex_wait() on `word`.
 void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept;
+// Wakes one thread sleeping in futex_wait() on `word`, if there is one.
+void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept;
 
 }  // namespace background::detail
 

@@ -33,6 +33,8 @@ thread_local running_frame* tls_frames = nullptr;  // tasks running on this thre
 // worker_main()).
 thread_local std::uint64_t tls_owed = 0;
 constexpr int max_owed_entries = 64;
+// Whether this thread's last submit had to wake a parked worker (see submit_woke_worker()).
+thread_local bool tls_submit_woke = false;
 
 // relaxed: a test sets it before the resize it is about to make, on the same thread.
 std::atomic<int> failing_thread_starts{0};
@@ -59,6 +61,8 @@ std::size_t worker_threads(const pool& p) noexcept {
 running_frame*& running_frames() noexcept { return tls_frames; }
 
 pool_impl* pool_impl::current_worker_pool() noexcept { return tls_worker; }
+
+bool pool_impl::submit_woke_worker() noexcept { return tls_submit_woke; }
 
 bool pool_impl::inside(const pool_impl* p) noexcept {
   if (tls_worker == p) return true;
@@ -216,20 +220,20 @@ void pool_impl::worker_main(worker* self) {
       searching = false;
       searching_.fetch_sub(1, std::memory_order_seq_cst);
     }
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (stop_.load(std::memory_order_relaxed) || active_ > target_) {
-      // It leaves instead (leave() next time round): a task left to it goes to another.
-      lock.unlock();
-      if (maybe_queued()) wake_one();
-      continue;
-    }
+    // wake_seq_ is an event count: the key is read before this worker counts itself sleeping
+    // and looks at the queue and leave_hint_, so a wake_one() or wake_all() made after those
+    // looks has changed it, and futex_wait() returns at once. seq_cst: the key read comes
+    // before sleeping_'s increment; and it is an acquire, so that if it reads a wake_all()'s
+    // increment, the leave_hint_ stored before that increment is seen below.
+    const std::uint32_t key = wake_seq_.load(std::memory_order_seq_cst);
     sleeping_.fetch_add(1, std::memory_order_seq_cst);
     // Dekker with push(): it queues, then reads searching_ and sleeping_; we leave the first
     // and join the second, then look at the queue. If push() saw neither a searcher nor a
-    // sleeper, we see its task here. If it saw a sleeper, it takes the mutex, which we hold
-    // until wait() releases it, before it notifies.
-    const bool parked = !maybe_queued();
-    if (parked) work_cv_.wait(lock);
+    // sleeper, we see its task here. If it saw a sleeper, it bumps wake_seq_ after our key.
+    // A worker that must leave does not park: it searches again (below), so that it passes a
+    // task left to it on to another when it stops searching at the top of the loop.
+    const bool parked = !maybe_queued() && !leave_hint_.load(std::memory_order_relaxed);
+    if (parked) futex_wait(wake_seq_, key, nullptr);
     // Woken (or not parked after all): it searches again, and counts as searching, so that it
     // wakes the next worker if it finds work and more is queued. That is how a burst wakes as
     // many workers as it needs, one by one, while push() wakes one only when nobody searches.
@@ -240,7 +244,6 @@ void pool_impl::worker_main(worker* self) {
     if (!parked) {
       // A task may be on its way but not yet visible (a push between taking a ring cell and
       // filling it): let that thread run rather than spin against it.
-      lock.unlock();
       std::this_thread::yield();
     }
   }
@@ -276,7 +279,7 @@ bool pool_impl::maybe_queued() const noexcept {
   return false;
 }
 
-void pool_impl::push(task_base* t) {
+bool pool_impl::push(task_base* t) {
   // relaxed: a hint. While the overflow list holds tasks, new ones go behind them, so that the
   // ring cannot keep them waiting forever.
   if (overflow_size_.load(std::memory_order_relaxed) != 0 || !queue_.try_push(t)) {
@@ -291,25 +294,35 @@ void pool_impl::push(task_base* t) {
     overflow_size_.store(overflow_size_.load(std::memory_order_relaxed) + 1,
                          std::memory_order_seq_cst);
   }
-  announce();
+  return announce();
 }
 
-void pool_impl::announce() {
+bool pool_impl::announce() {
   // See worker_main(): the queue write before this, then these reads. A searching worker will
   // find the task (and, if it is the last searcher, wake another when it does); otherwise a
   // sleeping one is woken.
-  if (searching_.load(std::memory_order_seq_cst) == 0) wake_one();
-  // A worker helping shut_down() drain waits on idle_cv_, not work_cv_.
+  const bool woke = searching_.load(std::memory_order_seq_cst) == 0 && wake_one();
+  // A worker helping shut_down() drain waits on idle_cv_, not wake_seq_.
   if (closing_.load(std::memory_order_seq_cst)) {
     { std::lock_guard<std::mutex> lock(mutex_); }  // the helper is inside wait() now
     idle_cv_.notify_all();
   }
+  return woke;
 }
 
-void pool_impl::wake_one() {
-  if (sleeping_.load(std::memory_order_seq_cst) == 0) return;
-  { std::lock_guard<std::mutex> lock(mutex_); }  // the parker is inside wait() now
-  work_cv_.notify_one();
+bool pool_impl::wake_one() {
+  if (sleeping_.load(std::memory_order_seq_cst) == 0) return false;
+  // seq_cst: after the queue write and the sleeping_ read (see worker_main()); release, for
+  // wake_all()'s leave_hint_.
+  wake_seq_.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake_one(wake_seq_);
+  return true;
+}
+
+void pool_impl::wake_all() {
+  // seq_cst, as in wake_one(): its caller stored leave_hint_ (or stop_) first.
+  wake_seq_.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake_all(wake_seq_);
 }
 
 task_base* pool_impl::pop() {
@@ -417,9 +430,9 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
   // likely to be waited for there, soon); continuations that a finishing task schedules
   // (`internal`) go on the ring, in the order their antecedents finished.
   if (!internal && tls_worker == this && tls_deque != nullptr && tls_deque->push(t)) {
-    announce();  // for the thieves
+    tls_submit_woke = announce();  // for the thieves
   } else {
-    push(t);
+    tls_submit_woke = push(t);
   }
   release();
   return true;
@@ -485,12 +498,12 @@ void pool_impl::resize(std::size_t threads) {
   } catch (...) {
     target_ = old_target;  // threads this call started are now surplus and leave at once
     leave_hint_.store(active_ > target_, std::memory_order_relaxed);
-    work_cv_.notify_all();
+    wake_all();
     throw;
   }
   if (active_ > target_) {
     leave_hint_.store(true, std::memory_order_relaxed);
-    work_cv_.notify_all();
+    wake_all();
   }
 }
 
@@ -603,7 +616,7 @@ void pool_impl::shut_down() noexcept {
   std::list<worker> workers;
   workers.swap(workers_);
   lock.unlock();
-  work_cv_.notify_all();
+  wake_all();
   for (worker& w : workers) {
     if (w.thread.get_id() == std::this_thread::get_id()) {
       w.thread.detach();  // this thread's task goes on; its loop sees stop_ and returns

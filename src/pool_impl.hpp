@@ -1,7 +1,7 @@
 // pool_impl: the scheduler behind a pool. Submitted tasks go on a lock-free ring (an overflow
 // list under the mutex takes the rest when it is full), or, when a worker's own task submits
 // them, on that worker's work-stealing deque. Workers out of work search for a moment, then
-// park on a condition variable; submit() wakes a parked one only if none is searching.
+// park on a futex (an event count); submit() wakes a parked one only if none is searching.
 // Counting for wait() is one atomic word. docs/design.md explains the whole.
 #ifndef BACKGROUND_SRC_POOL_IMPL_HPP
 #define BACKGROUND_SRC_POOL_IMPL_HPP
@@ -69,6 +69,8 @@ class pool_impl {
 
   // The pool whose worker this thread is, if any.
   static pool_impl* current_worker_pool() noexcept;
+  // Whether this thread's last submit (to any pool) woke a parked worker to run it.
+  static bool submit_woke_worker() noexcept;
   // On a worker: runs `t` on this thread if it is the newest task in the worker's own deque,
   // taking it back from there (so that it leaves no stale entry); false if it is not there.
   static bool run_if_newest_local(task_base* t) noexcept;
@@ -96,16 +98,19 @@ class pool_impl {
   // Moves the tasks left in this worker's deque to the ring (before it leaves).
   void drain_local();
   // Wakes a worker for a task just queued, unless one is searching; and a draining shut_down().
-  void announce();
+  // Says whether it woke a parked worker.
+  bool announce();
   // Queues `t`: on the ring, or, when the ring is full or the overflow list is not empty, on
-  // the overflow list. Then announce().
-  void push(task_base* t);
+  // the overflow list. Then announce(), and returns what it returned.
+  bool push(task_base* t);
   // The oldest queued entry, or null. pop_locked() is for a caller that holds mutex_.
   task_base* pop();
   task_base* pop_locked();
   bool maybe_queued() const noexcept;
-  // Wakes one parked worker, if there is one.
-  void wake_one();
+  // Wakes one parked worker, if there is one; says whether there was.
+  bool wake_one();
+  // Wakes every parked worker (leave_hint_ or stop_ changed).
+  void wake_all();
   // Runs (or, if a waiter ran it or it was cancelled, drops) a popped entry, and counts it:
   // at once, or if `batched` (its worker loop), in this thread's batch (see worker_main()).
   void run_entry(task_base* t, bool batched) noexcept;
@@ -132,10 +137,9 @@ class pool_impl {
   std::atomic<int> deques_made_{0};  // slots made: thieves scan [0, deques_made_)
   bool deque_owned_[deque_slots]{};  // under the mutex
 
-  // The mutex guards: the overflow list, the worker list and sizes, the condition variables'
-  // waits, and the callback list's appends.
+  // The mutex guards: the overflow list, the worker list and sizes, idle_cv_'s waits, and the
+  // callback list's appends.
   mutable std::mutex mutex_;
-  std::condition_variable work_cv_;     // sleeping workers: a task was queued, a shrink, or stop_
   std::condition_variable idle_cv_;     // wait() and shut_down(): work_ fell
   task_base* overflow_head_ = nullptr;  // FIFO linked through task_base::next_, when the ring
   task_base* overflow_tail_ = nullptr;  // is full
@@ -153,7 +157,8 @@ class pool_impl {
   // workers keep writing: work_ (the submitter, and workers' batches); searching_/sleeping_
   // (workers, read by submits); the read-mostly flags; refs_ (two RMWs per submit).
   alignas(64) std::atomic<std::uint64_t> work_{0};
-  alignas(64) std::atomic<std::uint32_t> sleeping_{0};  // workers parked on work_cv_
+  alignas(64) std::atomic<std::uint32_t> sleeping_{0};  // workers parked on wake_seq_
+  std::atomic<std::uint32_t> wake_seq_{0};  // the event count workers park on (a futex word)
   std::atomic<std::uint32_t> searching_{0};       // workers out of work, spinning before they park
   std::atomic<std::uint32_t> idle_waiters_{0};    // threads in wait() or shut_down()
   alignas(64) std::atomic<bool> closing_{false};  // shut_down() has started
