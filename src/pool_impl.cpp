@@ -376,9 +376,26 @@ void pool_impl::account(std::uint64_t delta) noexcept {
 bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
   // Counted first, so that shut_down() cannot miss it and a waiter that runs it at once counts
   // it done only after this. seq_cst: the Dekker pair with shut_down() (closing_, then work_).
-  work_.fetch_add(one_task, std::memory_order_seq_cst);
+  // On one of this pool's workers that owes work_ for tasks it has run (tls_owed, not yet
+  // subtracted), it owes one less instead: work_ then counts this task in place of one that is
+  // done, so it never counts fewer than are pending, and fork-join tasks cost no RMW on a line
+  // that every worker writes. (Its own running task is counted too, so shut_down() waits.)
+  const bool own_worker = tls_worker == this;
+  const bool netted = own_worker && static_cast<std::uint32_t>(tls_owed) != 0;
+  if (netted) {
+    tls_owed -= one_task;
+  } else {
+    work_.fetch_add(one_task, std::memory_order_seq_cst);
+  }
+  const auto uncount = [this, netted] {
+    if (netted) {
+      tls_owed += one_task;
+    } else {
+      account(one_task);
+    }
+  };
   if (closing_.load(std::memory_order_seq_cst) && !internal && !inside(this)) {
-    account(one_task);
+    uncount();
     throw shutdown_error();
   }
   // A cancelled continuation may get these too; nobody reads them from a cancelled task.
@@ -387,7 +404,7 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
   std::uint32_t s = t->state_.load(std::memory_order_relaxed);
   const bool continuation = (s & st_phase_mask) == st_pending;
   if (!continuation && (s & st_phase_mask) != st_queued) {  // cancelled meanwhile
-    account(one_task);
+    uncount();
     return false;
   }
   if (with_callbacks) {
@@ -402,7 +419,7 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
     const std::uint32_t next = stopped ? st_running : st_queued;
     for (;;) {
       if ((s & st_phase_mask) != st_pending) {  // cancelled meanwhile
-        account(one_task);
+        uncount();
         return false;
       }
       // release: pairs with the acquire in execute() (a waiter may claim it at once) and in
@@ -424,8 +441,9 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
     return true;
   }
   // Once queued, a worker may run the task, and the task may destroy the pool (`delete p` from
-  // its own task): a reference keeps it alive until push() has woken a worker.
-  retain();
+  // its own task): a reference keeps it alive until push() has woken a worker. One of its own
+  // workers needs none: it holds one until its thread returns.
+  if (!own_worker) retain();
   // A task submitted from one of our workers' own tasks goes on its deque (fork-join: it is
   // likely to be waited for there, soon); continuations that a finishing task schedules
   // (`internal`) go on the ring, in the order their antecedents finished.
@@ -434,7 +452,7 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
   } else {
     tls_submit_woke = push(t);
   }
-  release();
+  if (!own_worker) release();
   return true;
 }
 
@@ -474,7 +492,9 @@ bool pool_impl::run_if_newest_local(task_base* t) noexcept {
   task_base* taken = tls_deque->take();
   if (taken == nullptr) return false;  // a thief took it: it runs there
   // take() gives the newest, which only this thread changes: `t`, an entry of tls_worker's.
-  tls_worker->run_entry(taken, /*batched=*/false);
+  // Counted in this worker's batch, settled when its loop next runs out of work (the task
+  // that waits here is still running, so work_ cannot reach zero meanwhile anyway).
+  tls_worker->run_entry(taken, /*batched=*/true);
   return true;
 }
 
@@ -588,6 +608,9 @@ void pool_impl::shut_down() noexcept {
       lock.unlock();
       task_base* t = find_work();
       if (t != nullptr) run_entry(t, /*batched=*/false);
+      // The tasks it ran may have run others inline and counted them in this thread's batch
+      // (run_if_newest_local()): settle it, or this very loop would wait for it.
+      if (tls_owed != 0) account(std::exchange(tls_owed, 0));
       lock.lock();
       if (t != nullptr) continue;
       if (maybe_queued()) {  // a push has taken a cell and is about to fill it

@@ -375,6 +375,30 @@ TEST(PoolShutdownTest, PoolDestroyedFromItsOwnTaskRepeatedly) {
   }
 }
 
+TEST(PoolShutdownTest, DestroyedFromATaskWhileQueuedTasksForkAndJoin) {
+  // With one worker, the destroying task drains the queue itself; the tasks it runs there run
+  // their children inline and count them in the worker's batch of done tasks, which the drain
+  // must settle rather than wait for. (A hang here before the drain settled it.)
+  auto* pool = new background::pool(1);
+  std::latch queued{1};
+  std::latch destroyed{1};
+  pool->run([pool, &queued, &destroyed] {
+    queued.wait();
+    delete pool;
+    destroyed.count_down();
+  });
+  std::atomic<int> children{0};
+  for (int i = 0; i < 3; ++i) {
+    pool->run([pool, &children] {
+      auto child = pool->run([&children] { ++children; });
+      child.get();  // taken back from the worker's own deque and run here
+    });
+  }
+  queued.count_down();
+  destroyed.wait();
+  EXPECT_EQ(children, 3);
+}
+
 TEST(PoolShutdownTest, CancelThatDestroysThePool) {
   // The cancelled task's callable holds the last reference to its pool: dropping it inside
   // cancel() runs the pool's destructor, which must not wait for the task being cancelled.
