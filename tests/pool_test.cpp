@@ -35,6 +35,44 @@ TEST_P(PoolTest, EveryTaskRunsExactlyOnce) {
   for (int i = 0; i < tasks; ++i) ASSERT_EQ(runs[static_cast<std::size_t>(i)], 1) << "task " << i;
 }
 
+TEST(PoolQueueTest, OneWorkerRunsABacklogBeyondTheRingInSubmissionOrder) {
+  // 5000 tasks queued behind a blocked worker: past the ring (1024), the rest wait on the
+  // overflow list, and a pop moves them back onto the ring. One worker runs them in order.
+  background::pool pool{1};
+  std::latch release{1};
+  pool.run([&release] { release.wait(); });
+  constexpr int tasks = 5000;
+  std::vector<int> order;
+  order.reserve(tasks);
+  for (int i = 0; i < tasks; ++i) pool.run([&order, i] { order.push_back(i); });
+  release.count_down();
+  pool.wait();
+  ASSERT_EQ(order.size(), std::size_t{tasks});
+  for (int i = 0; i < tasks; ++i) ASSERT_EQ(order[static_cast<std::size_t>(i)], i) << "at " << i;
+}
+
+TEST_P(PoolTest, ABacklogBeyondTheRingFromTwoProducersRunsExactlyOnce) {
+  // Every worker is blocked while two producers queue 40000 tasks: most go to the overflow
+  // list, and come back through the ring once the workers are released.
+  background::pool pool{size()};
+  std::latch release{1};
+  for (std::size_t w = 0; w < size(); ++w) pool.run([&release] { release.wait(); });
+  constexpr int per_producer = 20000;
+  std::vector<std::atomic<int>> runs(2 * per_producer);
+  auto produce = [&pool, &runs](int base) {
+    for (int i = base; i < base + per_producer; ++i) {
+      pool.run([&runs, i] { ++runs[static_cast<std::size_t>(i)]; });
+    }
+  };
+  std::thread a(produce, 0);
+  std::thread b(produce, per_producer);
+  a.join();
+  b.join();
+  release.count_down();
+  pool.wait();
+  for (std::size_t i = 0; i < runs.size(); ++i) ASSERT_EQ(runs[i].load(), 1) << "task " << i;
+}
+
 TEST_P(PoolTest, TaskFunctionSubmitsEachCall) {
   background::pool pool{size()};
   auto square = pool.task([](int x) { return x * x; });
