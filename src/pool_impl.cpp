@@ -343,9 +343,11 @@ task_base* pool_impl::pop_locked() {
   // They stay in order: while the list is not empty, producers append to it, not the ring,
   // so the ring holds only entries older than the list's.
   std::size_t moved = 1;
-  while (overflow_head_ != nullptr && moved < injection_queue::capacity / 4 &&
-         queue_.try_push(overflow_head_)) {
-    overflow_head_ = overflow_head_->next_;
+  while (overflow_head_ != nullptr && moved < injection_queue::capacity / 4) {
+    // Read before the push: once on the ring, another worker may run and free it at once.
+    task_base* next = overflow_head_->next_;
+    if (!queue_.try_push(overflow_head_)) break;
+    overflow_head_ = next;
     ++moved;
   }
   if (overflow_head_ == nullptr) overflow_tail_ = nullptr;
