@@ -38,6 +38,8 @@ thread_local bool tls_submit_woke = false;
 
 // relaxed: a test sets it before the resize it is about to make, on the same thread.
 std::atomic<int> failing_thread_starts{0};
+// relaxed: a test sets it before it starts the pool it is for (thread creation orders it).
+std::atomic<void (*)()> park_hook{nullptr};
 
 void check_size(std::size_t threads) {
   if (threads == 0) throw std::invalid_argument("background: a pool needs at least one thread");
@@ -49,6 +51,8 @@ void check_size(std::size_t threads) {
 }
 
 }  // namespace
+
+void set_park_hook(void (*hook)()) noexcept { park_hook.store(hook, std::memory_order_relaxed); }
 
 void fail_next_thread_starts(int count) noexcept {
   failing_thread_starts.store(count, std::memory_order_relaxed);
@@ -233,7 +237,10 @@ void pool_impl::worker_main(worker* self) {
     // A worker that must leave does not park: it searches again (below), so that it passes a
     // task left to it on to another when it stops searching at the top of the loop.
     const bool parked = !maybe_queued() && !leave_hint_.load(std::memory_order_relaxed);
-    if (parked) futex_wait(wake_seq_, key, nullptr);
+    if (parked) {
+      if (auto* hook = park_hook.load(std::memory_order_relaxed)) hook();
+      futex_wait(wake_seq_, key, nullptr);
+    }
     // Woken (or not parked after all): it searches again, and counts as searching, so that it
     // wakes the next worker if it finds work and more is queued. That is how a burst wakes as
     // many workers as it needs, one by one, while push() wakes one only when nobody searches.

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <latch>
 #include <memory>
@@ -49,6 +50,85 @@ TEST(PoolQueueTest, OneWorkerRunsABacklogBeyondTheRingInSubmissionOrder) {
   pool.wait();
   ASSERT_EQ(order.size(), std::size_t{tasks});
   for (int i = 0; i < tasks; ++i) ASSERT_EQ(order[static_cast<std::size_t>(i)], i) << "at " << i;
+}
+
+TEST(PoolQueueTest, OneWorkerKeepsSubmissionOrderWhileItDrainsABacklog) {
+  // The worker has taken a few tasks off a full ring (it is held in the 10th) while older ones
+  // wait on the overflow list; the tasks submitted now must queue behind those, not in the
+  // ring cells it freed.
+  background::pool pool{1};
+  std::latch release{1};
+  std::latch hold{1};
+  std::atomic<bool> holding{false};
+  pool.run([&release] { release.wait(); });
+  constexpr int before = 3000;
+  constexpr int tasks = 6000;
+  std::vector<int> order;
+  order.reserve(tasks);
+  for (int i = 0; i < tasks; ++i) {
+    if (i == before) {
+      release.count_down();
+      while (!holding.load()) std::this_thread::yield();
+    }
+    if (i == before + 100) hold.count_down();
+    pool.run([&order, &hold, &holding, i] {
+      order.push_back(i);
+      if (i == 9) {
+        holding.store(true);
+        hold.wait();
+      }
+    });
+  }
+  pool.wait();
+  ASSERT_EQ(order.size(), std::size_t{tasks});
+  for (int i = 0; i < tasks; ++i) ASSERT_EQ(order[static_cast<std::size_t>(i)], i) << "at " << i;
+}
+
+TEST(PoolParkingTest, SubmitsThatRaceAWorkerGoingToSleepAlwaysWakeIt) {
+  // Each submit comes after a pause of 0 to 120 us, spread over the time a worker out of work
+  // searches before it parks, so that some land while it is parking. A lost wake-up leaves
+  // the task queued with its only worker asleep: the bounded wait then fails (a hang
+  // detector with a generous bound, not a timing measure).
+  background::pool pool{1};
+  std::uint64_t x = 88172645463325252ULL;  // xorshift: no <random> state to seed
+  for (int i = 0; i < 20000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const auto pause = std::chrono::nanoseconds(static_cast<long>(x % 120'000));
+    const auto until = std::chrono::steady_clock::now() + pause;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    auto f = pool.run([] {});
+    ASSERT_TRUE(f.wait_for(std::chrono::seconds(30))) << "a submit did not wake the worker, at " << i;
+  }
+}
+
+TEST(PoolParkingTest, ASubmitBetweenAWorkersLastLookAndItsSleepWakesIt) {
+  // The hook runs on the worker after its last look at the queues and before it sleeps; there
+  // it lets the test submit a task and waits until the submit has returned (so the submit's
+  // wake-up came and went before the worker sleeps). The worker must still see it: the event
+  // count's key was read before the look.
+  static std::atomic<int> armed{0};  // 1: the next park lets the test in; 2: submitted
+  armed = 0;
+  background::detail::set_park_hook([] {
+    int expected = 1;
+    if (!armed.compare_exchange_strong(expected, 3)) return;  // 3: the test may submit now
+    while (armed.load() != 2) std::this_thread::yield();
+  });
+  {
+    background::pool pool{1};
+    for (int round = 0; round < 20; ++round) {
+      armed = 1;
+      // The worker parks after this task, in the window (or already was about to park).
+      (void)pool.run([] {});
+      while (armed.load() != 3) std::this_thread::yield();  // the worker is in the window
+      auto f = pool.run([] {});
+      armed = 2;
+      ASSERT_TRUE(f.wait_for(std::chrono::seconds(30))) << "the wake-up was lost, round " << round;
+    }
+  }
+  background::detail::set_park_hook(nullptr);
 }
 
 TEST_P(PoolTest, ABacklogBeyondTheRingFromTwoProducersRunsExactlyOnce) {

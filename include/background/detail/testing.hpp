@@ -20,6 +20,11 @@ BACKGROUND_API void fail_next_thread_starts(int count) noexcept;
 // count allocations: with it off, every task state is one operator new and one delete.
 BACKGROUND_API void use_task_cache(bool on) noexcept;
 
+// Calls `hook` (null: none) on a worker that is about to park, after its last look at the
+// queues found nothing and before it sleeps: a test can submit in exactly that window, where a
+// wake-up is easiest to lose. Set it before the pool that it is meant for has started.
+BACKGROUND_API void set_park_hook(void (*hook)()) noexcept;
+
 // The number of worker threads `p` has now: started and not yet out of their loop. Once the
 // pool is idle and a shrink's surplus threads have left, it equals `p.size()`; threads that a
 // shrink made surplus count until they leave.
