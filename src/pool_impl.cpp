@@ -39,7 +39,12 @@ thread_local bool tls_submit_woke = false;
 // relaxed: a test sets it before the resize it is about to make, on the same thread.
 std::atomic<int> failing_thread_starts{0};
 // relaxed: a test sets it before it starts the pool it is for (thread creation orders it).
-std::atomic<void (*)()> park_hook{nullptr};
+std::atomic<void (*)(park_point)> park_hook{nullptr};
+
+// Calls the hook set by set_park_hook(), if any.
+void call_park_hook(park_point point) noexcept {
+  if (auto* hook = park_hook.load(std::memory_order_relaxed)) hook(point);
+}
 
 void check_size(std::size_t threads) {
   if (threads == 0) throw std::invalid_argument("background: a pool needs at least one thread");
@@ -52,7 +57,9 @@ void check_size(std::size_t threads) {
 
 }  // namespace
 
-void set_park_hook(void (*hook)()) noexcept { park_hook.store(hook, std::memory_order_relaxed); }
+void set_park_hook(void (*hook)(park_point)) noexcept {
+  park_hook.store(hook, std::memory_order_relaxed);
+}
 
 void fail_next_thread_starts(int count) noexcept {
   failing_thread_starts.store(count, std::memory_order_relaxed);
@@ -229,6 +236,7 @@ void pool_impl::worker_main(worker* self) {
     // looks has changed it, and futex_wait() returns at once. seq_cst: the key read comes
     // before sleeping_'s increment; and it is an acquire, so that if it reads a wake_all()'s
     // increment, the leave_hint_ stored before that increment is seen below.
+    call_park_hook(park_point::before_key);
     const std::uint32_t key = wake_seq_.load(std::memory_order_seq_cst);
     sleeping_.fetch_add(1, std::memory_order_seq_cst);
     // Dekker with push(): it queues, then reads searching_ and sleeping_; we leave the first
@@ -236,9 +244,10 @@ void pool_impl::worker_main(worker* self) {
     // sleeper, we see its task here. If it saw a sleeper, it bumps wake_seq_ after our key.
     // A worker that must leave does not park: it searches again (below), so that it passes a
     // task left to it on to another when it stops searching at the top of the loop.
-    const bool parked = !maybe_queued() && !leave_hint_.load(std::memory_order_relaxed);
+    const bool parked =
+        !maybe_queued(/*parking=*/true) && !leave_hint_.load(std::memory_order_relaxed);
     if (parked) {
-      if (auto* hook = park_hook.load(std::memory_order_relaxed)) hook();
+      call_park_hook(park_point::before_sleep);
       futex_wait(wake_seq_, key, nullptr);
     }
     // Woken (or not parked after all): it searches again, and counts as searching, so that it
@@ -275,9 +284,14 @@ bool pool_impl::leave(worker* self) {
   return go;
 }
 
-bool pool_impl::maybe_queued() const noexcept {
-  // seq_cst loads for the Dekker pairs described in worker_main().
-  if (queue_.maybe_nonempty() || overflow_size_.load(std::memory_order_seq_cst) != 0) return true;
+bool pool_impl::maybe_queued(bool parking) const noexcept {
+  // seq_cst loads for the Dekker pairs described in worker_main(). The overflow list before
+  // the ring: pop_locked() moves entries from the list to the ring without announcing them
+  // (its ring pushes, then its seq_cst store of the list's size), so a parker that reads the
+  // size that store left then sees the pushes; in the other order it could miss both.
+  if (overflow_size_.load(std::memory_order_seq_cst) != 0) return true;
+  if (parking) call_park_hook(park_point::between_looks);
+  if (queue_.maybe_nonempty()) return true;
   // seq_cst, like the rest: a deque made a moment ago is seen by the same Dekker argument.
   const int made = deques_made_.load(std::memory_order_seq_cst);
   for (int i = 0; i < made; ++i) {
@@ -319,8 +333,8 @@ bool pool_impl::announce() {
 
 bool pool_impl::wake_one() {
   if (sleeping_.load(std::memory_order_seq_cst) == 0) return false;
-  // seq_cst: after the queue write and the sleeping_ read (see worker_main()); release, for
-  // wake_all()'s leave_hint_.
+  // After the queue write and the sleeping_ read (see worker_main()); what makes it reach a
+  // parker is that the parker read its key before its sleeping_ RMW, which our read saw.
   wake_seq_.fetch_add(1, std::memory_order_seq_cst);
   futex_wake_one(wake_seq_);
   return true;
@@ -358,8 +372,9 @@ task_base* pool_impl::pop_locked() {
     ++moved;
   }
   if (overflow_head_ == nullptr) overflow_tail_ = nullptr;
+  // seq_cst: after the ring pushes above, for a parker's look (see maybe_queued()).
   overflow_size_.store(overflow_size_.load(std::memory_order_relaxed) - moved,
-                       std::memory_order_relaxed);
+                       std::memory_order_seq_cst);
   return t;
 }
 
@@ -400,6 +415,7 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
   // subtracted), it owes one less instead: work_ then counts this task in place of one that is
   // done, so it never counts fewer than are pending, and fork-join tasks cost no RMW on a line
   // that every worker writes. (Its own running task is counted too, so shut_down() waits.)
+  tls_submit_woke = false;  // set below if this submit wakes a parked worker
   const bool own_worker = tls_worker == this;
   const bool netted = own_worker && static_cast<std::uint32_t>(tls_owed) != 0;
   if (netted) {

@@ -106,7 +106,8 @@ class pool_impl {
   // The oldest queued entry, or null. pop_locked() is for a caller that holds mutex_.
   task_base* pop();
   task_base* pop_locked();
-  bool maybe_queued() const noexcept;
+  // `parking`: the last look of a worker about to park (calls the test hook between looks).
+  bool maybe_queued(bool parking = false) const noexcept;
   // Wakes one parked worker, if there is one; says whether there was.
   bool wake_one();
   // Wakes every parked worker (leave_hint_ or stop_ changed).

@@ -111,7 +111,8 @@ TEST(PoolParkingTest, ASubmitBetweenAWorkersLastLookAndItsSleepWakesIt) {
   // count's key was read before the look.
   static std::atomic<int> armed{0};  // 1: the next park lets the test in; 2: submitted
   armed = 0;
-  background::detail::set_park_hook([] {
+  background::detail::set_park_hook([](background::detail::park_point point) {
+    if (point != background::detail::park_point::before_sleep) return;
     int expected = 1;
     if (!armed.compare_exchange_strong(expected, 3)) return;  // 3: the test may submit now
     while (armed.load() != 2) std::this_thread::yield();
@@ -127,6 +128,82 @@ TEST(PoolParkingTest, ASubmitBetweenAWorkersLastLookAndItsSleepWakesIt) {
       armed = 2;
       ASSERT_TRUE(f.wait_for(std::chrono::seconds(30))) << "the wake-up was lost, round " << round;
     }
+  }
+  background::detail::set_park_hook(nullptr);
+}
+
+// A gate that the park hook holds a worker at: armed, then the worker is inside, then let go.
+struct park_gate {
+  std::atomic<int> state{0};  // 0 idle, 1 armed, 2 a worker is held, 3 released
+  void hold() {
+    int expected = 1;
+    if (!state.compare_exchange_strong(expected, 2)) return;
+    while (state.load() != 3) std::this_thread::yield();
+  }
+  void wait_held() const {
+    while (state.load() != 2) std::this_thread::yield();
+  }
+};
+
+TEST(PoolParkingTest, ARefillBetweenAParkersTwoLooksStrandsNothing) {
+  // Worker A comes to park while two tasks wait on the overflow list and the ring is empty
+  // (worker B, which drained it, is held in a task). If A's last look reaches the ring before
+  // the list, it is held between the two looks while B pops the first task and moves the second
+  // onto the ring; A must then not sleep, since the first task waits for the second. (Found in
+  // review: a look that read the ring first, then the list's size, saw both empty and slept.)
+  // If A's look reads the list first it sees the tasks and takes the first itself: also fine.
+  using background::detail::park_point;
+  static park_gate at_start;
+  static park_gate between_looks;
+  at_start.state = 0;
+  between_looks.state = 0;
+  background::detail::set_park_hook([](park_point point) {
+    if (point == park_point::before_key) at_start.hold();
+    if (point == park_point::between_looks) between_looks.hold();
+  });
+  {
+    background::pool pool{2};
+    std::latch b_running{1};
+    std::latch b_go{1};
+    std::latch last_running{1};
+    std::latch last_go{1};
+    std::atomic<bool> x1_running{false};
+    std::latch x2_ran{1};
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // both start out parked
+    at_start.state = 1;
+    pool.run([&] {  // B: held here while the ring fills
+      b_running.count_down();
+      b_go.wait();
+    });
+    b_running.wait();
+    (void)pool.run([] {});  // A runs it, then comes to park: held at its start
+    at_start.wait_held();
+    for (std::size_t i = 1; i < 1024; ++i) (void)pool.run([] {});
+    pool.run([&] {  // the ring's last cell: B stops here, with the ring empty behind it
+      last_running.count_down();
+      last_go.wait();
+    });
+    auto x1 = pool.run([&] {  // on the overflow list
+      x1_running = true;
+      x2_ran.wait();
+    });
+    (void)pool.run([&] { x2_ran.count_down(); });  // on the overflow list, behind x1
+    b_go.count_down();  // B drains the ring
+    last_running.wait();
+    between_looks.state = 1;
+    at_start.state = 3;  // A reads its key, counts itself sleeping and looks
+    while (between_looks.state.load() != 2 && !x1_running.load()) std::this_thread::yield();
+    const bool held = between_looks.state.load() == 2;
+    last_go.count_down();  // B pops x1 (or, if A took it, x2) from the list
+    if (held) {
+      while (!x1_running.load()) std::this_thread::yield();  // B moved x2 onto the ring
+      between_looks.state = 3;  // A finishes its look
+    }
+    const bool finished = x1.wait_for(std::chrono::seconds(10));
+    background::detail::set_park_hook(nullptr);
+    if (!finished) (void)pool.run([] {});  // wakes A, so that the test can end
+    x1.wait();
+    EXPECT_TRUE(finished) << "the second task sat on the ring while a worker slept";
   }
   background::detail::set_park_hook(nullptr);
 }

@@ -20,10 +20,15 @@ BACKGROUND_API void fail_next_thread_starts(int count) noexcept;
 // count allocations: with it off, every task state is one operator new and one delete.
 BACKGROUND_API void use_task_cache(bool on) noexcept;
 
-// Calls `hook` (null: none) on a worker that is about to park, after its last look at the
-// queues found nothing and before it sleeps: a test can submit in exactly that window, where a
-// wake-up is easiest to lose. Set it before the pool that it is meant for has started.
-BACKGROUND_API void set_park_hook(void (*hook)()) noexcept;
+// Where a worker that is about to park calls the park hook: when it starts (before it reads
+// the event count's key), between its look at the overflow list and its look at the ring, and
+// after its last look found nothing, just before it sleeps.
+enum class park_point { before_key, between_looks, before_sleep };
+
+// Calls `hook` (null: none) on a worker that is about to park, at each park_point: a test can
+// hold the worker there and submit or move tasks in exactly the windows where a wake-up is
+// easiest to lose. Set it before the pool that it is meant for has started.
+BACKGROUND_API void set_park_hook(void (*hook)(park_point)) noexcept;
 
 // The number of worker threads `p` has now: started and not yet out of their loop. Once the
 // pool is idle and a shrink's surplus threads have left, it equals `p.size()`; threads that a
