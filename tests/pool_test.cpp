@@ -584,6 +584,8 @@ TEST(PoolShutdownTest, DestroyedFromATaskWhileQueuedTasksForkAndJoin) {
   });
   std::atomic<int> children{0};
   for (int i = 0; i < 3; ++i) {
+    // Deliberate: these run inside ~pool (the drain), and submit to the pool being destroyed,
+    // which its own tasks may do until the drain is over.
     pool->run([pool, &children] {
       auto child = pool->run([&children] { ++children; });
       child.get();  // taken back from the worker's own deque and run here
