@@ -197,8 +197,10 @@ TEST(PoolParkingTest, ARefillBetweenAParkersTwoLooksStrandsNothing) {
     last_go.count_down();  // B pops x1 (or, if A took it, x2) from the list
     if (held) {
       while (!x1_running.load()) std::this_thread::yield();  // B moved x2 onto the ring
-      between_looks.state = 3;  // A finishes its look
     }
+    // A finishes its look; and if it was never held, the gate must not catch a later park
+    // (with nobody left to let it go, the pool's destructor would wait for it forever).
+    between_looks.state = 3;
     const bool finished = x1.wait_for(std::chrono::seconds(10));
     background::detail::set_park_hook(nullptr);
     if (!finished) (void)pool.run([] {});  // wakes A, so that the test can end
