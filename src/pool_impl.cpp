@@ -483,7 +483,7 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
   // A task submitted from one of our workers' own tasks goes on its deque (fork-join: it is
   // likely to be waited for there, soon); continuations that a finishing task schedules
   // (`internal`) go on the ring, in the order their antecedents finished.
-  if (!internal && tls_worker == this && tls_deque != nullptr && tls_deque->push(t)) {
+  if (!internal && own_worker && tls_deque != nullptr && tls_deque->push(t)) {
     tls_submit_woke = announce();  // for the thieves
   } else {
     tls_submit_woke = push(t);
@@ -643,9 +643,9 @@ void pool_impl::shut_down() noexcept {
       // n = 1, nobody else would). push() notifies idle_cv_ while closing_.
       lock.unlock();
       task_base* t = find_work();
-      if (t != nullptr) run_entry(t, /*batched=*/false);
-      // The tasks it ran may have run others inline and counted them in this thread's batch
-      // (run_if_newest_local()): settle it, or this very loop would wait for it.
+      if (t != nullptr) run_entry(t, /*batched=*/true);
+      // Settle the batch at once: it holds that task, and the ones it ran inline
+      // (run_if_newest_local()); this very loop would otherwise wait for them.
       if (tls_owed != 0) account(std::exchange(tls_owed, 0));
       lock.lock();
       if (t != nullptr) continue;

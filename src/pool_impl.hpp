@@ -156,7 +156,8 @@ class pool_impl {
   // opposite (Dekker): seq_cst makes sure at least one of them sees the other's write.
   // Cache lines are laid out by who writes what, so that a submit does not wait for lines the
   // workers keep writing: work_ (the submitter, and workers' batches); searching_/sleeping_
-  // (workers, read by submits); the read-mostly flags; refs_ (two RMWs per submit).
+  // (workers, read by submits); the read-mostly flags; refs_ (two RMWs per submit from outside
+  // the pool's own workers).
   alignas(64) std::atomic<std::uint64_t> work_{0};
   alignas(64) std::atomic<std::uint32_t> sleeping_{0};  // workers parked on wake_seq_
   std::atomic<std::uint32_t> wake_seq_{0};  // the event count workers park on (a futex word)
