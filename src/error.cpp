@@ -16,8 +16,12 @@ cancelled::cancelled()
 
 shutdown_error::shutdown_error()
     : std::runtime_error(
-          "background: the pool is shutting down (its destructor has started, or it is gone); "
+          "background: the pool is shutting down (its destructor or shutdown() has started, or "
+          "it is gone); "
           "it accepts new tasks only from its own tasks") {}
+
+timeout_error::timeout_error()
+    : std::runtime_error("background: the timeout passed before every future was done") {}
 
 namespace {
 

@@ -7,11 +7,27 @@
 
 namespace background {
 
-pool::pool(std::size_t threads) : impl_(detail::pool_impl::create(threads)) {}
+pool::pool(std::size_t threads) : pool(threads, pool_options{}) {}
+
+pool::pool(std::size_t threads, pool_options options)
+    : impl_(detail::pool_impl::create(threads, std::move(options), this)) {}
 
 pool::pool() : pool(detail::available_cpus()) {}
 
 pool::~pool() { impl_->shut_down(); }
+
+void pool::shutdown() { impl_->shutdown(/*cancel_pending=*/false); }
+
+void pool::shutdown(cancel_pending_t) { impl_->shutdown(/*cancel_pending=*/true); }
+
+pool_stats pool::stats() const { return impl_->stats(); }
+
+pool* this_pool() noexcept {
+  detail::pool_impl* p = detail::pool_impl::current_worker_pool();
+  return p != nullptr ? p->owner() : nullptr;
+}
+
+pool_stats stats() { return default_pool().stats(); }
 
 void pool::resize(std::size_t threads) { impl_->resize(threads); }
 
@@ -45,6 +61,7 @@ void callback(std::function<void(const outcome&)> f) { default_pool().callback(s
 
 namespace detail {
 pool_impl* default_pool_impl() { return default_pool().impl_; }
+std::uint64_t pool_id_of(const pool& p) noexcept { return pool_access::impl(p)->id; }
 }  // namespace detail
 
 }  // namespace background

@@ -1,5 +1,8 @@
 #include "pool_impl.hpp"
 
+#include <pthread.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <stdexcept>
 #include <string>
@@ -29,6 +32,7 @@ constexpr int spin_yields = 50;
 thread_local pool_impl* tls_worker = nullptr;      // the pool this thread works for, if any
 thread_local work_deque* tls_deque = nullptr;      // that worker's own deque, if it has one
 thread_local running_frame* tls_frames = nullptr;  // tasks running on this thread
+thread_local worker_counts* tls_counts = nullptr;  // that worker's counts for stats()
 // What this worker owes work_: entries it ran or dropped, not yet subtracted (see
 // worker_main()).
 thread_local std::uint64_t tls_owed = 0;
@@ -73,6 +77,10 @@ running_frame*& running_frames() noexcept { return tls_frames; }
 
 pool_impl* pool_impl::current_worker_pool() noexcept { return tls_worker; }
 
+std::stop_token shutdown_token(const pool_impl* p) noexcept {
+  return p != nullptr ? p->shutdown_token() : std::stop_token{};
+}
+
 bool pool_impl::submit_woke_worker() noexcept { return tls_submit_woke; }
 
 bool pool_impl::inside(const pool_impl* p) noexcept {
@@ -83,11 +91,12 @@ bool pool_impl::inside(const pool_impl* p) noexcept {
   return false;
 }
 
-pool_impl::pool_impl() : id(register_pool(this)) {}
+pool_impl::pool_impl(pool_options options, pool* owner)
+    : id(register_pool(this)), options_(std::move(options)), owner_(owner) {}
 
-pool_impl* pool_impl::create(std::size_t threads) {
+pool_impl* pool_impl::create(std::size_t threads, pool_options options, pool* owner) {
   check_size(threads);
-  auto* p = new pool_impl();
+  auto* p = new pool_impl(std::move(options), owner);
   try {
     p->resize(threads);
   } catch (...) {
@@ -138,7 +147,11 @@ void pool_impl::start_worker() {
     deques_[slot].store(new work_deque, std::memory_order_relaxed);
     deques_made_.store(slot + 1, std::memory_order_seq_cst);
   }
+  std::size_t index = 0;
+  while (index < index_used_.size() && index_used_[index]) ++index;
+  if (index == index_used_.size()) index_used_.push_back(false);  // may throw: nothing changed
   worker& w = workers_.emplace_back();
+  w.index = index;
   if (slot >= 0) {
     deque_owned_[slot] = true;
     w.slot = slot;
@@ -148,11 +161,38 @@ void pool_impl::start_worker() {
     w.thread = std::thread([this, &w] { worker_main(&w); });
   } catch (...) {
     if (w.slot >= 0) deque_owned_[w.slot] = false;
-    workers_.pop_back();
+    workers_.pop_back();  // its index was not marked used yet
     refs_.fetch_sub(1, std::memory_order_relaxed);  // never the last: the caller holds one
     throw;
   }
+  index_used_[index] = true;
   ++active_;
+}
+
+void pool_impl::thread_started(const worker& self) noexcept {
+  // Linux allows 15 characters: the name is cut, never the number.
+  const std::string number = "-" + std::to_string(self.index);
+  std::string name = options_.name.empty() ? std::string("background") : options_.name;
+  if (name.size() + number.size() > 15) name.resize(15 - std::min<std::size_t>(number.size(), 15));
+  name += number;
+  pthread_setname_np(pthread_self(), name.c_str());  // fails only for a name too long
+  if (options_.on_thread_start) {
+    try {
+      options_.on_thread_start(self.index);
+    } catch (...) {
+      report_unobserved(std::current_exception());
+    }
+  }
+}
+
+void pool_impl::thread_stopping(const worker& self) noexcept {
+  if (options_.on_thread_stop) {
+    try {
+      options_.on_thread_stop(self.index);
+    } catch (...) {
+      report_unobserved(std::current_exception());
+    }
+  }
 }
 
 void pool_impl::reap_exited() {
@@ -170,6 +210,8 @@ void pool_impl::worker_main(worker* self) {
   tls_worker = this;
   // acquire-free: the slot was made and assigned under the mutex, before this thread started.
   tls_deque = self->slot >= 0 ? deques_[self->slot].load(std::memory_order_relaxed) : nullptr;
+  tls_counts = &self->counts;
+  thread_started(*self);
   bool spun = false;       // spun since the last task: the next time out of work, park
   bool searching = false;  // counted in searching_
   // The entries it ran or dropped are subtracted from work_ in batches, when the queue is empty
@@ -204,7 +246,10 @@ void pool_impl::worker_main(worker* self) {
       spun = false;
       if (++owed_entries == max_owed_entries) settle_owed();
       if (searching) stop_searching();
+      // relaxed: a snapshot for stats(), which promises no more.
+      self->counts.busy.store(true, std::memory_order_relaxed);
       run_entry(t, /*batched=*/true);
+      self->counts.busy.store(false, std::memory_order_relaxed);
       continue;
     }
     // Out of work: what it ran is subtracted from work_ before it searches or parks, so wait()
@@ -263,8 +308,11 @@ void pool_impl::worker_main(worker* self) {
       std::this_thread::yield();
     }
   }
+  // Its index and counts were handed back by leave(); the hook may still see the pool as it is.
+  thread_stopping(*self);
   tls_worker = nullptr;
   tls_deque = nullptr;
+  tls_counts = nullptr;
   release();  // may delete the pool, if it was destroyed from this thread's task
 }
 
@@ -280,6 +328,15 @@ bool pool_impl::leave(worker* self) {
   if (go) {
     self->exited = true;
     if (self->slot >= 0) deque_owned_[self->slot] = false;  // emptied by drain_local()
+    index_used_[self->index] = false;
+    // Its counts move to the retired ones; stats() skips exited workers (under the mutex).
+    const auto move = [](std::atomic<std::uint64_t>& from, std::atomic<std::uint64_t>& to) {
+      to.fetch_add(from.exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);
+    };
+    move(self->counts.completed, retired_completed_);
+    move(self->counts.failed, retired_failed_);
+    move(self->counts.cancelled, retired_cancelled_);
+    tls_counts = nullptr;
   }
   return go;
 }
@@ -379,6 +436,9 @@ task_base* pool_impl::pop_locked() {
 }
 
 void pool_impl::run_entry(task_base* t, bool batched) noexcept {
+  // After shutdown(cancel_pending), what has not started is cancelled: then execute() only
+  // drops the entry. relaxed: see cancelling_.
+  if (cancelling_.load(std::memory_order_relaxed)) cancel(t);
   // Passes on the queue's reference. Does nothing but drop it if a waiter ran the task inline
   // or it was cancelled. A task it runs is counted done here, not in task_done().
   const bool ran = execute(t, /*drop_ref=*/true, /*caller_counts=*/true);
@@ -617,7 +677,74 @@ void pool_impl::run_callbacks(const task_base& t, std::uint32_t phase) noexcept 
   }
 }
 
+void pool_impl::count_finished(std::uint32_t phase) noexcept {
+  if (tls_worker == this && tls_counts != nullptr) {
+    // Only this worker writes its counts: a load and a store, no locked instruction.
+    std::atomic<std::uint64_t>& c = phase == st_ready    ? tls_counts->completed
+                                    : phase == st_failed ? tls_counts->failed
+                                                         : tls_counts->cancelled;
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return;
+  }
+  std::atomic<std::uint64_t>& c = phase == st_ready    ? retired_completed_
+                                  : phase == st_failed ? retired_failed_
+                                                       : retired_cancelled_;
+  c.fetch_add(1, std::memory_order_relaxed);
+}
+
+pool_stats pool_impl::stats() const {
+  pool_stats r{};
+  std::size_t busy = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const worker& w : workers_) {
+      if (w.exited) continue;
+      ++r.threads;
+      // relaxed: a snapshot; counts may lag by the task a worker is finishing.
+      r.completed += w.counts.completed.load(std::memory_order_relaxed);
+      r.failed += w.counts.failed.load(std::memory_order_relaxed);
+      r.cancelled += w.counts.cancelled.load(std::memory_order_relaxed);
+      if (w.counts.busy.load(std::memory_order_relaxed)) ++busy;
+    }
+    r.completed += retired_completed_.load(std::memory_order_relaxed);
+    r.failed += retired_failed_.load(std::memory_order_relaxed);
+    r.cancelled += retired_cancelled_.load(std::memory_order_relaxed);
+  }
+  r.busy = busy;
+  // Tasks not yet done, less those running: the rest are queued (or done, in a worker's batch
+  // not yet subtracted).
+  const auto pending =
+      static_cast<std::uint32_t>(work_.load(std::memory_order_relaxed));  // relaxed: a snapshot
+  r.queued = pending > busy ? pending - busy : 0;
+  return r;
+}
+
+void pool_impl::shutdown(bool cancel_pending) {
+  if (inside(this)) {
+    throw std::logic_error(
+        "background: pool::shutdown() called from one of the pool's own tasks or callbacks "
+        "would wait for itself");
+  }
+  if (cancel_pending) {
+    // Before the drain, so that its workers cancel what they pop from now on; then the running
+    // tasks that take a stop token are asked to stop (their stop callbacks run here).
+    cancelling_.store(true, std::memory_order_relaxed);
+    shutdown_stop_.request_stop();
+  }
+  stop_workers();
+}
+
 void pool_impl::shut_down() noexcept {
+  stop_workers();
+  release();
+}
+
+void pool_impl::stop_workers() noexcept {
+  // Whoever comes second waits for the first to finish, then has nothing to do. A pool
+  // destroyed from its own task after shutdown() never gets here: its tasks are all done.
+  std::lock_guard<std::mutex> once(shutdown_mutex_);
+  if (stopped_) return;
+  stopped_ = true;
   // Tasks of this pool that this very thread is running (it is destroying the pool from one
   // of them) will finish after we return: wait for all the others, and keep the pool alive
   // for those.
@@ -687,7 +814,6 @@ void pool_impl::shut_down() noexcept {
   lock.lock();
   workers_.splice(workers_.end(), workers);
   lock.unlock();
-  release();
 }
 
 }  // namespace background::detail

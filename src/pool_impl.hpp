@@ -13,7 +13,9 @@
 #include <functional>
 #include <list>
 #include <mutex>
+#include <stop_token>
 #include <thread>
+#include <vector>
 
 #include "background/detail/task_state.hpp"
 #include "background/pool.hpp"
@@ -37,10 +39,18 @@ struct running_frame {
   bool holds_pool_ref = false;
 };
 
+// A worker's own counts for stats(): written only by that worker (a load and a store, no
+// RMW), read relaxed by stats().
+struct worker_counts {
+  std::atomic<std::uint64_t> completed{0}, failed{0}, cancelled{0};
+  std::atomic<bool> busy{false};
+};
+
 class pool_impl {
  public:
-  // Starts `threads` workers; throws as pool::pool() does, leaving nothing behind.
-  static pool_impl* create(std::size_t threads);
+  // Starts `threads` workers, named and hooked as `options` say, for the public pool `owner`;
+  // throws as pool::pool() does, leaving nothing behind.
+  static pool_impl* create(std::size_t threads, pool_options options, pool* owner);
 
   // Queues `t` (see detail::submit), making it queued first if it is a pending continuation;
   // returns false, taking nothing, if that continuation was cancelled meanwhile. `internal` is
@@ -59,8 +69,19 @@ class pool_impl {
   void add_callback(std::function<void(const outcome&)> f);
   // Calls the callbacks that `t` remembers, with its outcome.
   void run_callbacks(const task_base& t, std::uint32_t phase) noexcept;
-  // The pool object's destructor: drains, stops and joins, then drops the pool's reference.
+  // The pool object's destructor: drains, stops and joins (unless shutdown() did), then drops
+  // the pool's reference.
   void shut_down() noexcept;
+  // pool::shutdown(): as the destructor, but the pool object stays; with `cancel_pending`,
+  // tasks not yet started are cancelled and running ones asked to stop. Throws logic_error
+  // from one of the pool's own tasks.
+  void shutdown(bool cancel_pending);
+  // Counts a task of this pool that has finished in `phase`, for stats().
+  void count_finished(std::uint32_t phase) noexcept;
+  pool_stats stats() const;
+  pool* owner() const noexcept { return owner_; }
+  // The token that shutdown(cancel_pending) requests stop on.
+  std::stop_token shutdown_token() const noexcept { return shutdown_stop_.get_token(); }
 
   void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept;
@@ -82,9 +103,16 @@ class pool_impl {
     std::thread thread;
     bool exited = false;  // its loop has returned; joining it no longer waits for anything
     int slot = -1;        // its deque in deques_, if it got one
+    std::size_t index = 0;  // its number in the pool: the smallest free one when it started
+    worker_counts counts;
   };
 
-  pool_impl();
+  pool_impl(pool_options options, pool* owner);
+  // Drains, stops and joins, once; later calls wait for the first to finish.
+  void stop_workers() noexcept;
+  // On the worker: names the thread and calls on_thread_start (or on_thread_stop).
+  void thread_started(const worker& self) noexcept;
+  void thread_stopping(const worker& self) noexcept;
   ~pool_impl();
   void worker_main(worker* self);
   void start_worker();  // with mutex_ held
@@ -150,6 +178,16 @@ class pool_impl {
   std::size_t target_ = 0;  // size(): the size last set
   std::size_t active_ = 0;  // threads that have not decided to leave
   std::list<worker> workers_;
+  std::vector<bool> index_used_;  // worker indices in use (under the mutex)
+  // Counts of workers that have left, and of tasks finished by threads that are not this
+  // pool's workers (relaxed RMWs: that path is rare).
+  std::atomic<std::uint64_t> retired_completed_{0}, retired_failed_{0}, retired_cancelled_{0};
+
+  const pool_options options_;
+  pool* const owner_;
+  std::mutex shutdown_mutex_;  // held by stop_workers() from start to end
+  bool stopped_ = false;       // stop_workers() has run (under shutdown_mutex_)
+  std::stop_source shutdown_stop_;
 
   // seq_cst: sleeping_ (and searching_) and the queue, idle_waiters_ and work_, closing_ and work_
   // are each a pair where one thread writes the first and reads the second and another does the
@@ -164,6 +202,9 @@ class pool_impl {
   std::atomic<std::uint32_t> searching_{0};       // workers out of work, spinning before they park
   std::atomic<std::uint32_t> idle_waiters_{0};    // threads in wait() or shut_down()
   alignas(64) std::atomic<bool> closing_{false};  // shut_down() has started
+  // shutdown(cancel_pending) has started: workers cancel the entries they pop. relaxed: tasks
+  // popped a moment before it is seen are ones that started before the call.
+  std::atomic<bool> cancelling_{false};
   // Workers must leave now. Written under the mutex (release) once the drain is over; read
   // under it, or (acquire) by submit(), where only the thread that set it can see it set.
   std::atomic<bool> stop_{false};

@@ -60,6 +60,79 @@ task_base* retain_antecedent(task_base* t) noexcept {
   return a;
 }
 
+// Hands the continuation `c` (a reference to it taken over) to the pool it must run on, now
+// that its antecedent has finished in `phase` on pool `p` (null if unknown) whose id is `id`: the
+// pool then() named (target_pool_), else `p`, else the pool `id`, else the default pool. A pool
+// that is gone or shutting down cannot take it: it is cancelled then, as it is when its
+// antecedent was cancelled (unless it runs whatever the outcome).
+void schedule(task_base* c, pool_impl* p, std::uint64_t id, std::uint32_t phase) noexcept {
+  if (phase == st_cancelled && !c->runs_always_) {
+    // Cancelled with its antecedent, at once: running it would only forward that. The
+    // recursion is as deep as a chain of then()s hanging on a task that never started.
+    cancel(c);
+    c->release();
+    return;
+  }
+  if (c->target_pool_ != 0) id = c->target_pool_;
+  if (p != nullptr && p->id == id) {
+    if (!p->submit(c, /*with_callbacks=*/false, /*internal=*/true)) c->release();  // cancelled
+    return;
+  }
+  try {
+    if (id == 0) {
+      if (!default_pool_impl()->submit(c, /*with_callbacks=*/false, /*internal=*/true)) {
+        c->release();
+      }
+    } else {
+      submit_to_pool(id, c);
+    }
+  } catch (...) {
+    cancel(c);
+    c->release();
+  }
+}
+
+// What follows a final phase: continuations are scheduled on `p`, or cancelled at once if `t`
+// was cancelled (then `p` is null if `t` was a continuation not yet scheduled), callbacks are
+// called, an exception nobody can observe any more is reported, the caller's reference is
+// dropped if `drop_ref`, and a counted task is reported done to `p`. Doing all this before
+// task_done() means that once pool::wait() returns, finished tasks have been reported and, if
+// their futures are gone, freed. `is_task`: counted in `p`'s stats (not so a when_all()'s future
+// or a coroutine's, which are finished by complete()).
+void settle(task_base* t, pool_impl* p, std::uint32_t phase, bool counted, bool drop_ref,
+            bool is_task = true) noexcept {
+  // acq_rel: the acquire pairs with the release CAS in attach_continuation() and relink(), so
+  // each pushed continuation's fields are visible; the release lets a later attach see the mark
+  // after the final phase.
+  task_base* list = t->continuations_.exchange(closed_mark(), std::memory_order_acq_rel);
+  task_base* in_order = nullptr;  // the stack holds the newest first: reverse it
+  while (list != nullptr) {
+    task_base* c = list;
+    list = c->next_;
+    c->next_ = in_order;
+    in_order = c;
+  }
+  while (in_order != nullptr) {
+    task_base* c = in_order;
+    in_order = c->next_;  // read first: c may push itself elsewhere at once
+    if (!c->antecedent_done(t, phase)) continue;  // it took itself (and the reference) over
+    schedule(c, p, p != nullptr ? p->id : t->pool_id_, phase);
+  }
+  if (p != nullptr && is_task) {
+    p->run_callbacks(*t, phase);
+    p->count_finished(phase);
+  }
+  // An exception nothing can observe any more is reported now, before the pool counts the
+  // task done, so that pool::wait() returns after the report.
+  if (phase == st_failed) report_if_lost(t);
+  if (drop_ref) t->release();
+  // The last touch of the pool for this task. Without `drop_ref`, a counted task was run by a
+  // waiter or cancelled, and its queue entry is left for a worker to drop.
+  if (counted) p->task_done(/*entry_left=*/!drop_ref);
+}
+
+}  // namespace
+
 // Releases `t`'s reference to its antecedent, once the antecedent is no longer needed, and
 // with it `t`'s place among the antecedent's takers.
 void drop_antecedent(task_base* t) noexcept {
@@ -82,48 +155,6 @@ void drop_antecedent(task_base* t) noexcept {
   if (a->takers_.fetch_sub(1, std::memory_order_seq_cst) == 1) report_if_lost(a);
   a->release();
 }
-
-// What follows a final phase: continuations are scheduled on `p`, or cancelled at once if `t`
-// was cancelled (then `p` is null if `t` was a continuation not yet scheduled), callbacks are
-// called, an exception nobody can observe any more is reported, the caller's reference is
-// dropped if `drop_ref`, and a counted task is reported done to `p`. Doing all this before
-// task_done() means that once pool::wait() returns, finished tasks have been reported and, if
-// their futures are gone, freed.
-void settle(task_base* t, pool_impl* p, std::uint32_t phase, bool counted, bool drop_ref) noexcept {
-  // acq_rel: the acquire pairs with the release CAS in attach_continuation(), so each pushed
-  // continuation's fields are visible; the release lets a later attach see the mark after the
-  // final phase.
-  task_base* list = t->continuations_.exchange(closed_mark(), std::memory_order_acq_rel);
-  task_base* in_order = nullptr;  // the stack holds the newest first: reverse it
-  while (list != nullptr) {
-    task_base* c = list;
-    list = c->next_;
-    c->next_ = in_order;
-    in_order = c;
-  }
-  while (in_order != nullptr) {
-    task_base* c = in_order;
-    in_order = c->next_;
-    if (phase == st_cancelled) {
-      // Cancelled with its antecedent, at once: running it would only forward that. The
-      // recursion is as deep as a chain of then()s hanging on a task that never started.
-      cancel(c);
-      c->release();
-    } else if (!p->submit(c, /*with_callbacks=*/false, /*internal=*/true)) {
-      c->release();  // cancelled meanwhile
-    }
-  }
-  if (p != nullptr) p->run_callbacks(*t, phase);
-  // An exception nothing can observe any more is reported now, before the pool counts the
-  // task done, so that pool::wait() returns after the report.
-  if (phase == st_failed) report_if_lost(t);
-  if (drop_ref) t->release();
-  // The last touch of the pool for this task. Without `drop_ref`, a counted task was run by a
-  // waiter or cancelled, and its queue entry is left for a worker to drop.
-  if (counted) p->task_done(/*entry_left=*/!drop_ref);
-}
-
-}  // namespace
 
 void task_base::destroy(task_base* t) noexcept {
   drop_antecedent(t);
@@ -202,10 +233,16 @@ bool cancel(task_base* t) noexcept {
 
 namespace {
 
-// For a worker waiting on the pending task `c`: walks up its chain of pending antecedents. If
-// the first one that is not pending is queued, runs it and returns null with `ran` set.
-// Otherwise returns the last pending link, whose next change (to queued, or cancelled) is what
-// the waiter must sleep on, with a reference to it unless it is `c` itself.
+// Whether a task in `phase` waits for its antecedent: a waiter helps along that one.
+constexpr bool waits_for_antecedent(std::uint32_t phase) noexcept {
+  return phase == st_pending || phase == st_suspended;
+}
+
+// For a worker waiting on the pending (or suspended) task `c`: walks up its chain of waiting
+// antecedents. If the first one that does not wait is queued, runs it and returns null with
+// `ran` set. Otherwise returns the last waiting link, whose next change (to queued, cancelled,
+// or to waiting for another) is what the waiter must sleep on, with a reference to it unless it
+// is `c` itself.
 task_base* help_antecedents(task_base* c, bool& ran) noexcept {
   ran = false;
   task_base* link = c;
@@ -213,7 +250,7 @@ task_base* help_antecedents(task_base* c, bool& ran) noexcept {
     task_base* a = retain_antecedent(link);
     if (a == nullptr) return link;  // it just lost its antecedent: it is about to change
     const std::uint32_t phase = a->phase();
-    if (phase == st_pending) {
+    if (waits_for_antecedent(phase)) {
       if (link != c) link->release();
       link = a;
       continue;
@@ -263,14 +300,14 @@ bool wait(task_base* t, const std::chrono::steady_clock::time_point* deadline) {
       if (!pool_impl::run_if_newest_local(t)) execute(t, /*drop_ref=*/false);
       continue;
     }
-    if (help && phase == st_pending) {
+    if (help && waits_for_antecedent(phase)) {
       // Sleep on the link of the chain that blocks it, so that this thread wakes (and helps)
       // when that link is queued, however deep it is.
       bool ran = false;
       task_base* link = help_antecedents(t, ran);
       if (link != nullptr && link != t) {
         const std::uint32_t ls = link->state_.load(std::memory_order_acquire);
-        if ((ls & st_phase_mask) == st_pending) sleep_on(link, ls, nullptr);
+        if (waits_for_antecedent(ls & st_phase_mask)) sleep_on(link, ls, nullptr);
         link->release();
         continue;
       }
@@ -308,15 +345,99 @@ void attach_continuation(task_base* a, task_base* c) {
     }
   }
   // `a` has finished.
-  if (a->phase() == st_cancelled) {
+  if (a->phase() == st_cancelled && !c->runs_always_) {
     // Cancelled with it, without a pool: `a` may never have had one (a continuation cancelled
     // before it was scheduled).
     cancel(c);
     c->release();
     return;
   }
-  submit_to_pool(a->pool_id_, c);  // throws if a's pool is gone: c is then dropped unrun
+  // Throws if the pool is gone: c is then dropped unrun. A task that never ran on a pool (a
+  // continuation cancelled before it was scheduled) sends it to the default pool.
+  const std::uint64_t id = c->target_pool_ != 0 ? c->target_pool_ : a->pool_id_;
+  if (id == 0) {
+    if (!default_pool_impl()->submit(c, /*with_callbacks=*/false, /*internal=*/false)) {
+      c->release();
+    }
+  } else {
+    submit_to_pool(id, c);
+  }
 }
+
+bool relink(task_base* c, task_base* a) noexcept {
+  drop_antecedent(c);
+  set_antecedent(c, a);
+  // acquire: pairs with settle()'s exchange, as in attach_continuation().
+  task_base* head = a->continuations_.load(std::memory_order_acquire);
+  for (;;) {
+    if (head == closed_mark()) return false;
+    c->next_ = head;
+    // release: pairs with settle()'s exchange, which then sees c's fields.
+    if (a->continuations_.compare_exchange_weak(head, c, std::memory_order_release,
+                                                std::memory_order_acquire)) {
+      return true;
+    }
+  }
+}
+
+void set_antecedent(task_base* t, task_base* a) noexcept {
+  a->retain();
+  // seq_cst: see report_if_lost(); t counts among a's takers until drop_antecedent().
+  a->takers_.fetch_add(1, std::memory_order_seq_cst);
+  // release: a helper that reads it (retain_antecedent(), acquire) sees a's reference counted.
+  // It had none, so no helper holds its lock bit.
+  t->antecedent_.store(reinterpret_cast<std::uintptr_t>(a), std::memory_order_release);
+  // Wake waiters asleep on t with the old antecedent (or none), so they help along this one:
+  // the count changes the word they sleep on, so none can miss it. relaxed: the wake-up itself
+  // is the message; a waiter reloads the antecedent with acquire.
+  const std::uint32_t prior = t->state_.fetch_add(st_relinked, std::memory_order_relaxed);
+  if ((prior & st_waiters) != 0) futex_wake_all(t->state_);
+}
+
+bool set_phase(task_base* t, std::uint32_t from, std::uint32_t to) noexcept {
+  std::uint32_t s = t->state_.load(std::memory_order_relaxed);
+  do {
+    if ((s & st_phase_mask) != from) return false;
+    // acq_rel: the release publishes what the thread did before (a coroutine's frame, up to its
+    // suspension) to the one that moves it on next, which acquires.
+  } while (!t->state_.compare_exchange_weak(s, to | (s & st_waiters), std::memory_order_acq_rel,
+                                            std::memory_order_relaxed));
+  if ((s & st_waiters) != 0) futex_wake_all(t->state_);
+  return true;
+}
+
+void complete(task_base* t, std::uint32_t phase, const task_base* from) noexcept {
+  pool_impl* p = nullptr;
+  if (from != nullptr) {
+    p = from->pool_;
+  } else if (running_frames() != nullptr) {
+    p = running_frames()->pool;  // alive while its task runs on this thread
+  }
+  if (p != nullptr) {
+    t->pool_ = p;
+    t->pool_id_ = p->id;
+  }
+  drop_antecedent(t);
+  // As in run_claimed(): release for the value, seq_cst for the report.
+  const std::uint32_t prior = t->state_.exchange(phase, std::memory_order_seq_cst);
+  if ((prior & st_waiters) != 0) futex_wake_all(t->state_);
+  settle(t, p, phase, /*counted=*/false, /*drop_ref=*/false, /*is_task=*/false);
+}
+
+bool help_run(task_base* t) noexcept {
+  if (pool_impl::current_worker_pool() == nullptr) return false;
+  const std::uint32_t phase = t->phase();
+  if (phase == st_queued) {
+    return pool_impl::run_if_newest_local(t) || execute(t, /*drop_ref=*/false);
+  }
+  if (!waits_for_antecedent(phase)) return false;
+  bool ran = false;
+  task_base* link = help_antecedents(t, ran);
+  if (link != nullptr && link != t) link->release();
+  return ran;
+}
+
+std::uint64_t pool_id(const pool_impl* p) noexcept { return p->id; }
 
 void submit(pool_impl* p, task_base* t, bool with_callbacks) {
   p->submit(t, with_callbacks, /*internal=*/false);

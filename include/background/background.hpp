@@ -1,7 +1,8 @@
 // background: run a function in the background with one call, and get a future back.
 //
 // This header is the whole API: the seed's `task`, `run`, `n`, `callback` and `wait` on the
-// default pool, plus `future`, `pool` and the error types, which it includes.
+// default pool, plus `future`, `pool`, the error types, composition (compose.hpp), map() and
+// for_each() (map.hpp) and coroutines (coroutine.hpp), which it includes.
 //
 // **Example**:
 //
@@ -18,10 +19,13 @@
 #include <type_traits>
 #include <utility>
 
+#include "background/compose.hpp"
+#include "background/coroutine.hpp"
 #include "background/detail/export.hpp"
 #include "background/detail/task_function.hpp"
 #include "background/error.hpp"
 #include "background/future.hpp"
+#include "background/map.hpp"
 #include "background/pool.hpp"
 #include "background/version.hpp"
 

@@ -35,6 +35,15 @@ class BACKGROUND_API shutdown_error : public std::runtime_error {
   shutdown_error();
 };
 
+// timeout_error
+//
+// Thrown by as_completed(fs, timeout) when the deadline passes with futures not yet done, as
+// Python's `concurrent.futures.TimeoutError`.
+class BACKGROUND_API timeout_error : public std::runtime_error {
+ public:
+  timeout_error();
+};
+
 // The type of the handler that receives exceptions nobody observed.
 using error_handler = std::function<void(std::exception_ptr)>;
 

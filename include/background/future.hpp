@@ -14,6 +14,7 @@
 #define BACKGROUND_FUTURE_HPP
 
 #include <chrono>
+#include <cstdint>
 #include <exception>
 #include <future>
 #include <type_traits>
@@ -27,13 +28,22 @@ namespace background {
 
 template <class T>
 class future;
+class pool;
 
 namespace detail {
+
+// The id that then(p, f) gives its continuation (task_base::target_pool_).
+BACKGROUND_API std::uint64_t pool_id_of(const pool& p) noexcept;
 
 struct future_access {
   template <class T>
   static future<T> adopt(result_state<T>* s) noexcept {
     return future<T>(s);
+  }
+  // The state `f` refers to; throws std::future_error if it has none.
+  template <class T>
+  static result_state<T>* state(const future<T>& f) {
+    return &f.state();
   }
 };
 
@@ -57,8 +67,21 @@ struct then_result<void, F, MoveValue> {
   using type = std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>>>;
 };
 
+// Whether then(f) on a future<T> hands `f` the future itself, whatever the outcome: when `f`
+// cannot take the value (nothing, for future<void>) but can take a future<T>.
+template <class T, class F, bool MoveValue>
+constexpr bool takes_future() {
+  using Fn = std::decay_t<F>;
+  if constexpr (std::is_void_v<T>) {
+    return !std::is_invocable_v<Fn> && std::is_invocable_v<Fn, future<T>>;
+  } else {
+    using arg = std::conditional_t<MoveValue, T&&, const T&>;
+    return !std::is_invocable_v<Fn, arg> && std::is_invocable_v<Fn, future<T>>;
+  }
+}
+
 template <bool MoveValue, class T, class F>
-auto make_continuation(result_state<T>* a, F&& f);
+auto make_continuation(result_state<T>* a, F&& f, std::uint64_t target_pool);
 
 }  // namespace detail
 
@@ -158,8 +181,15 @@ class future {
   //
   // Cancels the task if it has not started: returns true if it now never will run, false if it
   // is running or has finished. A cancelled task's get() throws `cancelled`, its continuations
-  // are cancelled too, and callbacks see it as cancelled. Never blocks.
-  bool cancel() const { return detail::cancel(&state()); }
+  // are cancelled too (except those that take the future, which run), and callbacks see it as
+  // cancelled. If the task is running and its callable takes a std::stop_token, stop is
+  // requested on that token (it still returns false: the task has started, and finishes as it
+  // decides). Never blocks. A coroutine's future can be cancelled until its body starts.
+  bool cancel() const {
+    if (detail::cancel(&state())) return true;
+    s_->request_stop();
+    return false;
+  }
 
   // future::get()
   //
@@ -181,7 +211,10 @@ class future {
   //
   // Returns a future for `f(value)` (or `f()` for future<void>), which runs on the same pool as
   // this task once it has succeeded. If this task fails or is cancelled, the returned future
-  // fails with the same exception or is cancelled, and `f` is not called. Never blocks. Called
+  // fails with the same exception or is cancelled, and `f` is not called. If `f` takes a
+  // `future<T>` instead (declared so: a generic lambda gets the value), it is called whatever
+  // the outcome, with a future of this task that is done, so it can handle an error or a
+  // cancellation; that counts as observing the exception. Never blocks. Called
   // on an rvalue, the value is moved into `f`; on an lvalue, `f` gets a const reference.
   // As with get(), other copies must not read a value that then() moved out. The new future
   // carries this task's exception on, which counts as observing it; if the continuation is
@@ -190,11 +223,25 @@ class future {
   // destroyed (or is gone).
   template <class F>
   auto then(F&& f) const& {
-    return detail::make_continuation<false>(&state(), std::forward<F>(f));
+    return detail::make_continuation<false>(&state(), std::forward<F>(f), 0);
   }
   template <class F>
   auto then(F&& f) && {
-    return detail::make_continuation<true>(&state(), std::forward<F>(f));
+    return detail::make_continuation<true>(&state(), std::forward<F>(f), 0);
+  }
+
+  // future::then(pool&, f)
+  //
+  // As then(f), but the continuation runs on `p`. If `p` is shut down or gone by the time this
+  // task finishes, the continuation is cancelled; if this task has already finished, then()
+  // throws shutdown_error instead, as submitting to `p` would.
+  template <class F>
+  auto then(pool& p, F&& f) const& {
+    return detail::make_continuation<false>(&state(), std::forward<F>(f), detail::pool_id_of(p));
+  }
+  template <class F>
+  auto then(pool& p, F&& f) && {
+    return detail::make_continuation<true>(&state(), std::forward<F>(f), detail::pool_id_of(p));
   }
 
  private:
@@ -223,10 +270,41 @@ class future {
 
 namespace detail {
 
-template <bool MoveValue, class T, class F>
-auto make_continuation(result_state<T>* a, F&& f) {
-  using U = typename then_result<T, F, MoveValue>::type;
-  auto* c = new then_state<U, T, std::decay_t<F>, MoveValue>(std::forward<F>(f));
+// A continuation made by then() with a callable that takes the future: runs once its antecedent
+// has finished, whatever the outcome, and calls `Fn` with a future of it.
+template <class U, class T, class Fn>
+class then_future_state final : public result_state<U> {
+ public:
+  template <class F>
+  explicit then_future_state(F&& f)
+      : result_state<U>(st_pending), fn_(std::in_place, std::forward<F>(f)) {
+    this->runs_always_ = true;
+  }
+
+  std::uint32_t invoke() noexcept override {
+    // relaxed, and the lock bit masked off: as in then_state::invoke().
+    auto* a = reinterpret_cast<result_state<T>*>(this->antecedent_.load(std::memory_order_relaxed) &
+                                                 ~std::uintptr_t{1});
+    // Handed over, so observed. relaxed: published by the seq_cst decrement of a->takers_ that
+    // follows (drop_antecedent() in the core), before this future can be the last one.
+    a->observed_.store(true, std::memory_order_relaxed);
+    a->retain_future();
+    const std::uint32_t phase = this->store([this, a]() -> U {
+      return std::invoke(std::move(*fn_), future_access::adopt<T>(a));
+    });
+    fn_.reset();
+    return phase;
+  }
+  void drop_callable() noexcept override { fn_.reset(); }
+
+ private:
+  std::optional<Fn> fn_;
+};
+
+// Makes the new continuation `c` wait for `a` and returns its future.
+template <class U>
+future<U> attach_new(task_base* a, result_state<U>* c, std::uint64_t target_pool) {
+  c->target_pool_ = target_pool;
   a->retain();  // the continuation's reference to its antecedent, dropped when it finishes
   c->antecedent_.store(reinterpret_cast<std::uintptr_t>(static_cast<task_base*>(a)),
                        std::memory_order_relaxed);  // published by attach_continuation
@@ -241,8 +319,23 @@ auto make_continuation(result_state<T>* a, F&& f) {
   return result;
 }
 
+template <bool MoveValue, class T, class F>
+auto make_continuation(result_state<T>* a, F&& f, std::uint64_t target_pool) {
+  using Fn = std::decay_t<F>;
+  if constexpr (takes_future<T, F, MoveValue>()) {
+    using U = std::remove_cvref_t<std::invoke_result_t<Fn, future<T>>>;
+    return attach_new(a, new then_future_state<U, T, Fn>(std::forward<F>(f)), target_pool);
+  } else {
+    using U = typename then_result<T, F, MoveValue>::type;
+    return attach_new(a, new then_state<U, T, Fn, MoveValue>(std::forward<F>(f)), target_pool);
+  }
+}
+
+
 }  // namespace detail
 
 }  // namespace background
+
+#include "background/coroutine.hpp"  // co_await on a future, and future<T> as a coroutine type
 
 #endif  // BACKGROUND_FUTURE_HPP

@@ -14,9 +14,11 @@
 #define BACKGROUND_POOL_HPP
 
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -53,6 +55,49 @@ class outcome {
   std::exception_ptr error_;
 };
 
+// pool_options
+//
+// How a pool's worker threads are named and set up. Workers are named `<name>-<k>` (the name
+// cut so that it fits Linux's 15 characters; "background" when empty), where k is the worker's
+// index: the smallest not used by a live worker of the pool when it started. The hooks run on
+// the worker itself, with that index: `on_thread_start` before it takes any task, and
+// `on_thread_stop` after its last one, as it leaves (a shrink, or the pool's end). An exception
+// a hook throws goes to the on_error() handler.
+//
+// **Example**:
+//
+//   background::pool io{8, {.name = "io", .on_thread_start = [](std::size_t k) { pin(k); }}};
+struct pool_options {
+  std::string name;
+  std::function<void(std::size_t)> on_thread_start;
+  std::function<void(std::size_t)> on_thread_stop;
+};
+
+// pool_stats
+//
+// A snapshot of a pool (pool::stats()): its live worker threads, how many of them are running a
+// task, the tasks queued and not started, and the tasks finished so far by outcome (tasks from
+// run() and task(), and continuations). Taken without stopping the workers, so the figures are
+// each a moment's and may disagree a little: a worker's last task may not be counted yet, and
+// `queued` may include tasks a worker has finished but not yet reported (up to 64 a worker).
+// Once wait() has returned, with no submissions meanwhile, they are exact.
+struct pool_stats {
+  std::size_t threads = 0;
+  std::size_t busy = 0;
+  std::size_t queued = 0;
+  std::uint64_t completed = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t cancelled = 0;
+};
+
+// cancel_pending
+//
+// Tag for pool::shutdown(cancel_pending): cancel what has not started instead of running it.
+struct cancel_pending_t {
+  explicit cancel_pending_t() = default;
+};
+inline constexpr cancel_pending_t cancel_pending{};
+
 class BACKGROUND_API pool {
  public:
   // The largest size a pool accepts; anything above is taken for a bug (a negative number
@@ -64,6 +109,8 @@ class BACKGROUND_API pool {
   // Starts `threads` workers at once. Throws std::invalid_argument if `threads` is 0 or above
   // max_size, and std::system_error if a thread cannot be started (then no thread is left).
   explicit pool(std::size_t threads);
+  // As pool(threads), with its workers named and hooked as `options` say.
+  pool(std::size_t threads, pool_options options);
   // Starts one worker per CPU this process may run on (its affinity mask, and a cgroup CPU
   // quota where one is set), at least one.
   pool();
@@ -129,6 +176,42 @@ class BACKGROUND_API pool {
   // which would wait for itself.
   void wait();
 
+  // pool::shutdown()
+  //
+  // Stops taking work and waits for the work it took: from the call on, submissions from
+  // threads other than the pool's own tasks throw shutdown_error; it then blocks until every
+  // task already accepted (and what those tasks submit or continue with) has finished, and joins
+  // the workers. With `cancel_pending`, tasks that have not started are cancelled instead of
+  // run (their futures report `cancelled`, callbacks see it), and running tasks that take a
+  // std::stop_token are asked to stop; running tasks always finish. Python's
+  // `shutdown(cancel_futures=True)`. Calling it again, or from several threads, waits for the
+  // first call. Afterwards the pool can be queried (size(), stats()) but not resized, and its
+  // destructor only frees it. Throws std::logic_error if called from one of the pool's own tasks
+  // or callbacks, which would wait for itself.
+  void shutdown();
+  void shutdown(cancel_pending_t);
+
+  // pool::stats()
+  //
+  // A snapshot of the pool's threads, busy workers, queued tasks and finished tasks by outcome
+  // (see pool_stats). Cheap enough to poll: it reads counters that each worker keeps for
+  // itself, taking the pool's lock only to walk its worker list, never one that a task needs.
+  pool_stats stats() const;
+
+  // pool::map()
+  //
+  // Calls `f(x)` for each element `x` of `inputs`, on this pool, and returns a future for the
+  // results in input order. See background::map().
+  template <class F, class R>
+  auto map(F&& f, R&& inputs, std::size_t chunk = 0);
+
+  // pool::for_each()
+  //
+  // Calls `f(x)` for each element `x` of `inputs`, on this pool; the future is ready once all
+  // calls are done. See background::for_each().
+  template <class R, class F>
+  future<void> for_each(R&& inputs, F&& f, std::size_t chunk = 0);
+
   // pool::callback()
   //
   // Registers `f`, to be called once after every task that run() or task() submits to this pool
@@ -145,6 +228,17 @@ class BACKGROUND_API pool {
   detail::pool_impl* impl_;
 };
 
+// this_pool()
+//
+// The pool whose worker thread calls it, or null on any other thread. From a task that a worker
+// of another pool runs inline (while it waits), that other pool.
+BACKGROUND_API pool* this_pool() noexcept;
+
+// stats()
+//
+// The default pool's pool::stats().
+BACKGROUND_API pool_stats stats();
+
 // default_pool()
 //
 // The pool behind task(), run(), n and wait(): created on first use, one per process, and
@@ -153,5 +247,7 @@ class BACKGROUND_API pool {
 BACKGROUND_API pool& default_pool();
 
 }  // namespace background
+
+#include "background/map.hpp"  // pool::map() and pool::for_each()
 
 #endif  // BACKGROUND_POOL_HPP

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 
 #include "background/detail/export.hpp"
 #include "background/detail/task_state.hpp"
@@ -32,6 +33,40 @@ BACKGROUND_API bool cancel(task_base* t) noexcept;
 
 // The pool behind background::task, run, n and wait.
 BACKGROUND_API pool_impl* default_pool_impl();
+
+// The id of `p` (see task_base::target_pool_).
+BACKGROUND_API std::uint64_t pool_id(const pool_impl* p) noexcept;
+
+// For tasks that wait for several others in turn (when_all): makes `a` the task that the
+// pending `c` waits for, in place of the one before (whose reference and place among the
+// takers it drops), and pushes `c` on `a`'s continuation stack, taking over one reference to
+// `c`: when `a` finishes, its settle calls c->antecedent_done(). Wakes threads asleep on `c`, so
+// that waiting workers help along the new antecedent. Returns false, pushing nothing, if `a`
+// has already finished (`c` still holds it as its antecedent then).
+BACKGROUND_API bool relink(task_base* c, task_base* a) noexcept;
+
+// Makes `a` the antecedent of `t`, which has none: `t` holds a reference to it and counts among
+// its takers until drop_antecedent(). Waiting workers then help along `a`.
+BACKGROUND_API void set_antecedent(task_base* t, task_base* a) noexcept;
+// Drops `t`'s antecedent, if it has one.
+BACKGROUND_API void drop_antecedent(task_base* t) noexcept;
+
+// Moves `t` from phase `from` to `to` (neither final), keeping the waiter bit and waking the
+// waiters; false, changing nothing, if `t` is not in phase `from` (it was cancelled, say).
+BACKGROUND_API bool set_phase(task_base* t, std::uint32_t from, std::uint32_t to) noexcept;
+
+// Finishes `t`, which this thread has claimed (st_running), with the final `phase`; its value or
+// error_ is stored. Drops its antecedent, publishes the phase, wakes its waiters and schedules
+// its continuations on the pool of `from`: a task that is running or being settled on this
+// thread, so that its pool is alive. With `from` null, the pool of the task this thread is
+// running, if any; otherwise they go to the pool whose id the caller put in `t`'s pool_id_ (or
+// the default pool for 0). Reports its exception if nothing can observe it.
+BACKGROUND_API void complete(task_base* t, std::uint32_t phase, const task_base* from) noexcept;
+
+// On a pool worker, runs `t` on this thread if it is queued, or the queued task at the head of
+// its chain of antecedents if it waits for one, as an untimed wait() would; returns whether it
+// ran a task (false off the pools, or if there was none to run).
+BACKGROUND_API bool help_run(task_base* t) noexcept;
 
 }  // namespace background::detail
 

@@ -13,15 +13,27 @@
 
 namespace background::detail {
 
+// What `F` returns when a task calls it with `Args` (after a std::stop_token, if it takes one).
+template <class F, class... Args>
+struct call_result {
+  using type = std::invoke_result_t<F, Args...>;
+};
+template <class F, class... Args>
+  requires takes_stop_token<F, Args...>
+struct call_result<F, Args...> {
+  using type = std::invoke_result_t<F, std::stop_token, Args...>;
+};
+
 // What a task calling `F` with `Args` stores: the result by value, as std::thread copies.
 template <class F, class... Args>
-using call_result_t =
-    std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>>;
+using call_result_t = std::remove_cvref_t<
+    typename call_result<std::decay_t<F>, std::decay_t<Args>...>::type>;
 
 // Submits `f(args...)` to `p` (the default pool if null) and returns its future.
 template <class F, class... Args>
 auto submit_call(pool_impl* p, F&& f, Args&&... args) {
-  static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>,
+  static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...> ||
+                    takes_stop_token<std::decay_t<F>, std::decay_t<Args>...>,
                 "background: f cannot be called with these arguments. They are copied into the "
                 "task and passed as rvalues, as std::thread does: use std::ref to pass a "
                 "reference.");
@@ -54,13 +66,17 @@ class task_function {
     if constexpr (copy_each_call) {
       return submit_call(pool_, fn_, std::forward<Args>(args)...);
     } else {
-      static_assert(std::is_invocable_v<const Fn&, std::decay_t<Args>...>,
+      static_assert(std::is_invocable_v<const Fn&, std::decay_t<Args>...> ||
+                        takes_stop_token<const Fn&, std::decay_t<Args>...>,
                     "background::task(f): a move-only f is shared by every call, which may run "
                     "at the same time, so it must be callable as const.");
       return submit_call(
           pool_,
-          [fn = fn_](auto&&... a) -> decltype(auto) {
-            return std::invoke(std::as_const(*fn), std::forward<decltype(a)>(a)...);
+          // Constrained, so that asking whether it takes a std::stop_token asks `Fn`.
+          [fn = fn_]<class... A>(A&&... a) -> decltype(auto)
+            requires std::is_invocable_v<const Fn&, A...>
+          {
+            return std::invoke(std::as_const(*fn), std::forward<A>(a)...);
           },
           std::forward<Args>(args)...);
     }

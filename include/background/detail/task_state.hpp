@@ -4,12 +4,16 @@
 // Life of a task (the phase in the low byte of `state_`):
 //
 //   pending ──(antecedent done)──> queued ──(claimed)──> running ──> ready | failed
-//      │                              │
-//      └──────────(cancel)────────────┴──> cancelled
+//      │                              │                   │  ↑
+//      └──────────(cancel)────────────┴──> cancelled      ↓  │ (resumed)
+//                                                      suspended
 //
-// `pending` is only for continuations made by `then()`. A queued task is claimed by one
-// compare-and-swap, by a worker that pops it or by a waiter that runs it inline; whoever loses
-// the race leaves it alone, so a task runs at most once whatever queue entries remain.
+// `pending` is for tasks that wait for another (their `antecedent_`): continuations made by
+// `then()`, the futures of when_all() and when_any(), and a coroutine before its body starts.
+// `suspended` is only for a coroutine waiting at a `co_await` (its antecedent_ is the task that
+// resumes it). A queued task is claimed by one compare-and-swap, by a worker that pops it or by
+// a waiter that runs it inline; whoever loses the race leaves it alone, so a task runs at most
+// once whatever queue entries remain.
 #ifndef BACKGROUND_DETAIL_TASK_STATE_HPP
 #define BACKGROUND_DETAIL_TASK_STATE_HPP
 
@@ -20,6 +24,7 @@
 #include <functional>
 #include <new>
 #include <optional>
+#include <stop_token>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -31,15 +36,22 @@ namespace background::detail {
 class pool_impl;
 struct callback_node;
 
+// The token that `p`'s shutdown(cancel_pending) requests stop on (the core defines it).
+BACKGROUND_API std::stop_token shutdown_token(const pool_impl* p) noexcept;
+
 // Phases, and the waiter bit, of `task_base::state_`.
 inline constexpr std::uint32_t st_pending = 0;    // a continuation waiting for its antecedent
 inline constexpr std::uint32_t st_queued = 1;     // submitted, not started
 inline constexpr std::uint32_t st_running = 2;    // claimed by one thread
-inline constexpr std::uint32_t st_ready = 3;      // finished with a value
-inline constexpr std::uint32_t st_failed = 4;     // finished with an exception
-inline constexpr std::uint32_t st_cancelled = 5;  // will never run
+inline constexpr std::uint32_t st_suspended = 3;  // a coroutine at a co_await
+inline constexpr std::uint32_t st_ready = 4;      // finished with a value
+inline constexpr std::uint32_t st_failed = 5;     // finished with an exception
+inline constexpr std::uint32_t st_cancelled = 6;  // will never run
 inline constexpr std::uint32_t st_phase_mask = 0xff;
 inline constexpr std::uint32_t st_waiters = 0x100;  // a thread sleeps on state_ (futex)
+// Added to state_ (the bits above st_waiters count, and wrap) each time a pending or suspended
+// task changes its antecedent: a waiter asleep on state_ wakes and helps along the new one.
+inline constexpr std::uint32_t st_relinked = 0x200;
 
 constexpr bool is_final(std::uint32_t state) noexcept {
   return (state & st_phase_mask) >= st_ready;
@@ -56,6 +68,18 @@ class task_base {
   virtual std::uint32_t invoke() noexcept = 0;
   // Destroys the callable without running it (cancellation).
   virtual void drop_callable() noexcept = 0;
+  // Called, instead of scheduling this task, by the thread that settles the antecedent `a` it
+  // was attached to (see settle() in the core), with `a`'s final phase. Returns true to have it
+  // scheduled as usual (or cancelled with a cancelled `a`); false if it took care of itself
+  // (attached itself to another antecedent, or finished), having taken over the continuation
+  // stack's reference. Composition and coroutines override it.
+  virtual bool antecedent_done(task_base* a, std::uint32_t phase) noexcept {
+    (void)a;
+    (void)phase;
+    return true;
+  }
+  // Asks a running task to stop, if it takes a std::stop_token; otherwise does nothing.
+  virtual void request_stop() noexcept {}
 
   // Task states come from per-thread caches of blocks (src/task_memory.cpp): a state is
   // usually allocated by the thread that submits and freed by a worker, which plain malloc
@@ -112,9 +136,17 @@ class task_base {
   std::atomic<task_base*> continuations_{nullptr};  // stack of then() tasks, or a closed mark
   task_base* next_ = nullptr;                 // link in a continuation stack or a pool's queue
   const callback_node* callbacks_ = nullptr;  // last pool callback to call, or none
+  // A continuation that runs whatever its antecedent's outcome, cancellation included (then()
+  // with a callable that takes the future). Set before it is attached.
+  bool runs_always_ = false;
+  // For a continuation: the id of the pool it must run on (then(p, f)), or 0 for its
+  // antecedent's. Set before it is attached.
+  std::uint64_t target_pool_ = 0;
 
  protected:
   explicit task_base(std::uint32_t phase) noexcept : state_(phase) {}
+  // A task that starts with no future, only the library's `refs` references.
+  task_base(std::uint32_t phase, std::uint64_t refs) noexcept : state_(phase), refs_(refs) {}
   virtual ~task_base() = default;
 
  private:
@@ -170,9 +202,17 @@ class result_state<void> : public task_base {
   }
 };
 
-// A submitted call: `Fn` invoked with `Args`, all decay-copied as std::thread does.
+// Whether a task calling `Fn` with `Args` gets a std::stop_token first, as std::jthread decides:
+// whenever `Fn` can be called that way.
+template <class Fn, class... Args>
+inline constexpr bool takes_stop_token = std::is_invocable_v<Fn, std::stop_token, Args...>;
+
+// A submitted call: `Fn` invoked with `Args`, all decay-copied as std::thread does; with a
+// std::stop_token first if `Fn` takes one (see takes_stop_token).
 template <class R, class Fn, class... Args>
 class call_state final : public result_state<R> {
+  static constexpr bool stoppable = takes_stop_token<Fn, Args...>;
+
  public:
   template <class F, class... A>
   explicit call_state(F&& f, A&&... args)
@@ -180,18 +220,54 @@ class call_state final : public result_state<R> {
         call_(std::in_place, std::forward<F>(f), std::forward<A>(args)...) {}
 
   std::uint32_t invoke() noexcept override {
-    const std::uint32_t phase = this->store([this]() -> R {
-      return std::apply(
-          [](Fn& f, Args&... args) -> R { return std::invoke(std::move(f), std::move(args)...); },
-          *call_);
-    });
+    std::uint32_t phase = st_ready;
+    if constexpr (stoppable) {
+      // The pool's shutdown(cancel_pending) asks this task to stop too, while it runs. The
+      // callback's constructor may throw (std::bad_alloc, with some libraries): then the task
+      // fails with it, unrun.
+      try {
+        const std::stop_callback on_shutdown(shutdown_token(this->pool_), stop_requester{this});
+        phase = run();
+      } catch (...) {
+        this->error_ = std::current_exception();
+        phase = st_failed;
+      }
+    } else {
+      phase = run();
+    }
     call_.reset();
     return phase;
   }
   void drop_callable() noexcept override { call_.reset(); }
+  void request_stop() noexcept override {
+    if constexpr (stoppable) stop_.request_stop();
+  }
 
  private:
+  struct stop_requester {
+    call_state* self;
+    void operator()() const noexcept { self->stop_.request_stop(); }
+  };
+  struct no_stop {};
+
+  std::uint32_t run() noexcept {
+    return this->store([this]() -> R {
+      return std::apply(
+          [this](Fn& f, Args&... args) -> R {
+            if constexpr (stoppable) {
+              return std::invoke(std::move(f), stop_.get_token(), std::move(args)...);
+            } else {
+              (void)this;
+              return std::invoke(std::move(f), std::move(args)...);
+            }
+          },
+          *call_);
+    });
+  }
+
   std::optional<std::tuple<Fn, Args...>> call_;
+  // Made with the task, so that cancel() can request stop at any time without a race.
+  [[no_unique_address]] std::conditional_t<stoppable, std::stop_source, no_stop> stop_;
 };
 
 // A continuation made by then(): runs `Fn` on the antecedent's value once it is ready;

@@ -1,0 +1,142 @@
+// The shared states behind when_all(), when_any() and as_completed(). Users never name these.
+//
+// when_all()'s state waits for its inputs one at a time: it is attached (as a continuation,
+// through the core's relink()) to the first input not yet done; when that one finishes, it moves
+// on to the next one not done, and so on, so that it costs one look per input and one attachment
+// per input that was not yet done when its turn came: O(N), and no task per input. Its
+// antecedent is always the input it waits for, so a worker that waits for it at n = 1 runs that
+// input inline, then the next, as it would for a chain of then()s.
+#ifndef BACKGROUND_DETAIL_JOIN_STATE_HPP
+#define BACKGROUND_DETAIL_JOIN_STATE_HPP
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+
+#include "background/detail/core.hpp"
+#include "background/detail/export.hpp"
+#include "background/detail/task_state.hpp"
+#include "background/error.hpp"
+
+namespace background::detail {
+
+// The state of when_all(): ready once every input is done. `R` is what it delivers.
+template <class R>
+class join_state : public result_state<R> {
+ public:
+  using value_type = R;
+
+  // Follows the inputs from the first; finishes at once if all are done. Called once, by the
+  // thread that made it, which holds a future of it.
+  void start() noexcept { advance(nullptr); }
+
+  bool antecedent_done(task_base* a, std::uint32_t /*phase*/) noexcept override {
+    ++cursor_;
+    advance(a);
+    this->release();  // the continuation stack's reference
+    return false;
+  }
+  // Never queued: complete() finishes it.
+  std::uint32_t invoke() noexcept override { return st_cancelled; }
+  void drop_callable() noexcept override {}
+
+ protected:
+  join_state() noexcept : result_state<R>(st_pending) {}
+
+  virtual std::size_t count() const noexcept = 0;
+  virtual task_base* input(std::size_t i) const noexcept = 0;
+  // With every input done: stores the value, or error_, and returns the final phase.
+  virtual std::uint32_t assemble() noexcept = 0;
+  // Drops the inputs, once assembled.
+  virtual void drop_inputs() noexcept = 0;
+
+  // The first input, in input order, that failed or was cancelled: copies its exception to
+  // error_ (it is observed: this state carries it on) and returns st_failed, or st_cancelled;
+  // st_ready if none did.
+  std::uint32_t first_failure() noexcept {
+    for (std::size_t i = 0; i < count(); ++i) {
+      task_base* a = input(i);
+      const std::uint32_t phase = a->phase();
+      if (phase == st_cancelled) return st_cancelled;
+      if (phase == st_failed) {
+        this->error_ = a->error_;
+        // relaxed: published by the release of this state's future of `a` (drop_inputs()).
+        a->observed_.store(true, std::memory_order_relaxed);
+        return st_failed;
+      }
+    }
+    return st_ready;
+  }
+
+ private:
+  // Attaches to the first input not done from cursor_ on, or finishes. `from`: the input being
+  // settled on this thread, whose pool is alive, or null (at the call).
+  void advance(const task_base* from) noexcept {
+    const std::size_t n = count();
+    while (cursor_ < n) {
+      if (this->phase() == st_cancelled) return;  // cancelled by its future: stop following
+      task_base* a = input(cursor_);
+      // acquire: a done input's value is read by assemble().
+      if (!is_final(a->state_.load(std::memory_order_acquire))) {
+        this->retain();  // the continuation stack's, taken over by relink()
+        // Once pushed, `a` may finish and move this on at once, on another thread: nothing of
+        // this object may be touched after a successful relink().
+        if (relink(this, a)) return;
+        this->release();  // never the last: the caller holds one
+      }
+      ++cursor_;
+    }
+    if (!set_phase(this, st_pending, st_running)) return;  // cancelled meanwhile
+    // acquire: pairs with the release that finished each input (see above).
+    if (from == nullptr && n != 0) this->pool_id_ = input(n - 1)->pool_id_;
+    const std::uint32_t phase = assemble();
+    drop_inputs();
+    complete(this, phase, from);
+  }
+
+  std::size_t cursor_ = 0;  // the input it waits for; moved on only by the thread that settles it
+};
+
+// What a notify_node tells when its input finishes (when_any(), as_completed()).
+class notify_target {
+ public:
+  virtual void notify(std::size_t index, const task_base* from) noexcept = 0;
+  virtual void retain_target() noexcept = 0;
+  virtual void release_target() noexcept = 0;
+
+ protected:
+  ~notify_target() = default;
+};
+
+// Attaches a node to each input of `inputs` (n of them) that is not yet done, which tells
+// `target` notify(index) when that input finishes; calls notify() at once, in input order, for
+// those already done. Each node holds a reference to `target`. Throws std::bad_alloc (nodes
+// attached before stay, and notify as usual).
+BACKGROUND_API void notify_each(task_base* const* inputs, std::size_t n, notify_target* target);
+
+// when_any(): a future that is ready with the index of the first of `inputs` to finish. The
+// state holds a future of each input. Throws std::bad_alloc.
+BACKGROUND_API result_state<std::size_t>* make_any(task_base* const* inputs, std::size_t n);
+
+// as_completed(): the indices of `inputs` in the order they finish. Holds no future of them:
+// the range that uses it does.
+class BACKGROUND_API completion_queue {
+ public:
+  // Throws std::bad_alloc.
+  static completion_queue* make(task_base* const* inputs, std::size_t n);
+  // The index of the next input to finish, blocking until there is one; with a deadline, throws
+  // timeout_error once it has passed. Untimed, on a pool worker, it runs inputs that are still
+  // queued while it waits, as future::wait() does. Call at most n times.
+  std::size_t next(const std::chrono::steady_clock::time_point* deadline);
+  void release() noexcept;
+
+ protected:
+  completion_queue() = default;
+  ~completion_queue() = default;
+};
+
+}  // namespace background::detail
+
+#endif  // BACKGROUND_DETAIL_JOIN_STATE_HPP

@@ -1,0 +1,209 @@
+// The parts of when_any() and as_completed() that do not depend on the value type: a node per
+// input that tells its target when the input finishes, the state of when_any(), and the queue
+// that as_completed() reads.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <new>
+#include <vector>
+
+#include "background/detail/core.hpp"
+#include "background/detail/join_state.hpp"
+#include "background/error.hpp"
+#include "pool_impl.hpp"
+
+namespace background::detail {
+namespace {
+
+// Hangs on one input's continuation stack and tells its target when the input finishes. It has
+// no future and never runs: one reference, the stack's.
+class notify_node final : public task_base {
+ public:
+  notify_node(notify_target* target, std::size_t index) noexcept
+      : task_base(st_pending, 1), target_(target), index_(index) {
+    target_->retain_target();
+  }
+  ~notify_node() override { target_->release_target(); }
+
+  bool antecedent_done(task_base* a, std::uint32_t /*phase*/) noexcept override {
+    target_->notify(index_, a);
+    release();  // the stack's reference: the last
+    return false;
+  }
+  std::uint32_t invoke() noexcept override { return st_cancelled; }
+  void drop_callable() noexcept override {}
+
+ private:
+  notify_target* const target_;
+  const std::size_t index_;
+};
+
+class any_state final : public result_state<std::size_t>, public notify_target {
+ public:
+  explicit any_state(std::vector<task_base*> inputs) noexcept
+      : result_state<std::size_t>(st_pending), inputs_(std::move(inputs)) {
+    for (task_base* t : inputs_) t->retain_future();
+  }
+  ~any_state() override {
+    for (task_base* t : inputs_) t->release_future();
+  }
+
+  void notify(std::size_t index, const task_base* from) noexcept override {
+    // relaxed: only which caller wins matters; complete() publishes the value.
+    if (won_.exchange(true, std::memory_order_relaxed)) return;
+    if (!set_phase(this, st_pending, st_running)) return;  // its future cancelled it
+    if (from == nullptr) pool_id_ = inputs_[index]->pool_id_;
+    const std::uint32_t phase = store([index] { return index; });
+    complete(this, phase, from);
+  }
+  void retain_target() noexcept override { retain(); }
+  void release_target() noexcept override { release(); }
+
+  std::uint32_t invoke() noexcept override { return st_cancelled; }
+  void drop_callable() noexcept override {}
+
+  const std::vector<task_base*>& inputs() const noexcept { return inputs_; }
+
+ private:
+  const std::vector<task_base*> inputs_;  // each with a future reference, until destroyed
+  std::atomic<bool> won_{false};
+};
+
+class queue_impl final : public completion_queue, public notify_target {
+ public:
+  queue_impl(task_base* const* inputs, std::size_t n) : inputs_(inputs, inputs + n) {
+    done_.reserve(n);  // so that notify() never allocates
+  }
+
+  void notify(std::size_t index, const task_base* /*from*/) noexcept override {
+    bool wake = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_.push_back(index);  // within the capacity reserved: never throws
+      wake = waiting_;
+    }
+    if (wake) cv_.notify_one();
+  }
+  void retain_target() noexcept override { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release_target() noexcept override {
+    // acq_rel: as task_base::release().
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  std::size_t next(const std::chrono::steady_clock::time_point* deadline) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      if (taken_ < done_.size()) return done_[taken_++];
+      // Timed waits never run tasks, and threads outside the pools run none (as wait()).
+      if (deadline == nullptr && pool_impl::current_worker_pool() != nullptr && help(lock)) {
+        continue;
+      }
+      waiting_ = true;
+      if (deadline == nullptr) {
+        cv_.wait(lock);
+      } else if (cv_.wait_until(lock, *deadline) == std::cv_status::timeout &&
+                 taken_ == done_.size()) {
+        waiting_ = false;
+        throw timeout_error();
+      }
+      waiting_ = false;
+    }
+  }
+
+ private:
+  // On a pool worker: runs, without the lock, an input that is still queued (or the queued
+  // task that one waits for), looking at no more than a few inputs not yet done from the first
+  // of them on; says whether it ran one. The inputs are alive: the range that reads this queue
+  // holds their futures. help_cursor_ only moves forward, past inputs that are done, so the
+  // looking costs O(N) in all, plus a bounded look each time it would sleep.
+  bool help(std::unique_lock<std::mutex>& lock) {
+    constexpr std::size_t max_looks = 64;
+    while (help_cursor_ < inputs_.size() && is_final(inputs_[help_cursor_]->phase())) {
+      ++help_cursor_;
+    }
+    const std::size_t end = std::min(inputs_.size(), help_cursor_ + max_looks);
+    for (std::size_t i = help_cursor_; i < end; ++i) {
+      task_base* t = inputs_[i];
+      lock.unlock();
+      const bool ran = help_run(t);
+      lock.lock();
+      if (ran) return true;
+    }
+    return false;
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::size_t> done_;  // indices in the order they finished
+  std::size_t taken_ = 0;          // how many next() has returned
+  bool waiting_ = false;           // next() is asleep on cv_
+  const std::vector<task_base*> inputs_;
+  std::size_t help_cursor_ = 0;  // inputs before it are not queued any more
+  std::atomic<std::uint32_t> refs_{1};  // the range's, and one per node
+};
+
+}  // namespace
+
+void notify_each(task_base* const* inputs, std::size_t n, notify_target* target) {
+  for (std::size_t i = 0; i < n; ++i) {
+    task_base* a = inputs[i];
+    // acquire: a done input's outcome is read by whoever the target tells.
+    if (is_final(a->state_.load(std::memory_order_acquire))) {
+      target->notify(i, nullptr);
+      continue;
+    }
+    auto* node = new notify_node(target, i);  // may throw: the nodes before stay
+    // The node's one reference goes to the stack; if `a` has finished meanwhile, it is ours.
+    if (!relink(node, a)) {
+      target->notify(i, nullptr);
+      node->release();
+    }
+  }
+}
+
+result_state<std::size_t>* make_any(task_base* const* inputs, std::size_t n) {
+  auto* state = new any_state(std::vector<task_base*>(inputs, inputs + n));
+  // The state's own reference while it attaches; its future is made by the caller from the
+  // future reference it was born with.
+  state->retain();
+  try {
+    // Workers that wait for it at n = 1 help along the first input not yet done.
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!is_final(inputs[i]->state_.load(std::memory_order_relaxed))) {
+        set_antecedent(state, inputs[i]);
+        break;
+      }
+    }
+    notify_each(inputs, n, state);
+  } catch (...) {
+    // Nodes already attached keep it alive until their inputs finish; the future goes.
+    state->release();
+    state->release_future();
+    throw;
+  }
+  state->release();
+  return state;
+}
+
+completion_queue* completion_queue::make(task_base* const* inputs, std::size_t n) {
+  auto* q = new queue_impl(inputs, n);
+  try {
+    notify_each(inputs, n, q);
+  } catch (...) {
+    q->release_target();
+    throw;
+  }
+  return q;
+}
+
+std::size_t completion_queue::next(const std::chrono::steady_clock::time_point* deadline) {
+  return static_cast<queue_impl*>(this)->next(deadline);
+}
+
+void completion_queue::release() noexcept { static_cast<queue_impl*>(this)->release_target(); }
+
+}  // namespace background::detail
