@@ -521,12 +521,13 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
       // release: pairs with the acquire in execute() (a waiter may claim it at once) and in
       // cancel(), so pool_ and the callable are visible there.
       // Claimed for this thread, it keeps the waiter bit, for the final exchange to wake them.
-      if (t->state_.compare_exchange_weak(s, stopped ? next | (s & st_waiters) : next,
+      if (t->state_.compare_exchange_weak(s, next | (s & (stopped ? st_sleepers : st_waiters)),
                                           std::memory_order_release, std::memory_order_relaxed)) {
         break;
       }
     }
-    if (!stopped && (s & st_waiters) != 0) futex_wake_all(t->state_);  // they may run it inline
+    // Helpers may run it inline now; they sleep again (setting their bit) if not.
+    if (!stopped && (s & st_helpers) != 0) futex_wake_all(t->state_);
   }
   if (stopped) {
     if (continuation) {

@@ -178,7 +178,7 @@ bool execute(task_base* t, bool drop_ref, bool caller_counts) noexcept {
     // claimer through the queue that held it (a ring cell's release, a deque's bottom_, the
     // overflow list's mutex) or the waiter's own hold on its future. The waiter bit is kept,
     // for the final exchange to wake them.
-  } while (!t->state_.compare_exchange_weak(s, st_running | (s & st_waiters),
+  } while (!t->state_.compare_exchange_weak(s, st_running | (s & st_sleepers),
                                             std::memory_order_acquire, std::memory_order_relaxed));
   run_claimed(t, drop_ref, caller_counts);
   return true;
@@ -193,7 +193,7 @@ void run_claimed(task_base* t, bool drop_ref, bool caller_counts) noexcept {
   // release: publishes the value or error_ written by invoke() to whoever loads a final phase
   // with acquire (done(), wait(), phase()); seq_cst for the report, see release_future().
   const std::uint32_t prior = t->state_.exchange(phase, std::memory_order_seq_cst);
-  if ((prior & st_waiters) != 0) futex_wake_all(t->state_);
+  if ((prior & st_sleepers) != 0) futex_wake_all(t->state_);
   settle(t, p, phase, /*counted=*/!caller_counts, drop_ref);
   running_frames() = frame.outer;
   if (frame.holds_pool_ref) p->release();  // the pool was destroyed from inside this task
@@ -210,7 +210,7 @@ bool cancel(task_base* t) noexcept {
     // exception to report, so it takes no part in report_if_lost()'s ordering.
   } while (!t->state_.compare_exchange_weak(s, st_cancelled, std::memory_order_acq_rel,
                                             std::memory_order_relaxed));
-  if ((s & st_waiters) != 0) futex_wake_all(t->state_);
+  if ((s & st_sleepers) != 0) futex_wake_all(t->state_);
   if (phase == st_pending) {  // never counted by a pool: only its continuations to cancel
     t->drop_callable();
     drop_antecedent(t);
@@ -265,17 +265,19 @@ task_base* help_antecedents(task_base* c, bool& ran) noexcept {
   }
 }
 
-// Sleeps until `t`'s state is no longer `s`; sets the waiter bit first. Returns false if the
-// state changed before it could sleep.
-bool sleep_on(task_base* t, std::uint32_t s,
-              const std::chrono::steady_clock::time_point* deadline) noexcept {
-  if ((s & st_waiters) == 0) {
+// Sleeps until `t`'s state is no longer `s` (a `helper` wakes at any change, others when it
+// finishes); sets the sleeper's bit first. Returns false if the state changed before it could
+// sleep.
+bool sleep_on(task_base* t, std::uint32_t s, const std::chrono::steady_clock::time_point* deadline,
+              bool helper) noexcept {
+  const std::uint32_t bits = helper ? st_sleepers : st_waiters;
+  if ((s & bits) != bits) {
     // relaxed: only the bit itself is communicated, and every change of state_ is an RMW that
-    // sees it; the transition that clears it wakes us.
-    if (!t->state_.compare_exchange_strong(s, s | st_waiters, std::memory_order_relaxed)) {
+    // sees it; the transition that it asks to be woken by wakes us.
+    if (!t->state_.compare_exchange_strong(s, s | bits, std::memory_order_relaxed)) {
       return false;
     }
-    s |= st_waiters;
+    s |= bits;
   }
   futex_wait(t->state_, s, deadline);
   return true;
@@ -307,7 +309,7 @@ bool wait(task_base* t, const std::chrono::steady_clock::time_point* deadline) {
       task_base* link = help_antecedents(t, ran);
       if (link != nullptr && link != t) {
         const std::uint32_t ls = link->state_.load(std::memory_order_acquire);
-        if (waits_for_antecedent(ls & st_phase_mask)) sleep_on(link, ls, nullptr);
+        if (waits_for_antecedent(ls & st_phase_mask)) sleep_on(link, ls, nullptr, /*helper=*/true);
         link->release();
         continue;
       }
@@ -325,7 +327,7 @@ bool wait(task_base* t, const std::chrono::steady_clock::time_point* deadline) {
       const auto changed = [t, s] { return t->state_.load(std::memory_order_relaxed) != s; };
       if (spin_then_yield(changed, wait_spin_pauses, wait_spin_yields)) continue;
     }
-    sleep_on(t, s, deadline);
+    sleep_on(t, s, deadline, help);
   }
 }
 
@@ -391,7 +393,7 @@ void set_antecedent(task_base* t, task_base* a) noexcept {
   // the count changes the word they sleep on, so none can miss it. relaxed: the wake-up itself
   // is the message; a waiter reloads the antecedent with acquire.
   const std::uint32_t prior = t->state_.fetch_add(st_relinked, std::memory_order_relaxed);
-  if ((prior & st_waiters) != 0) futex_wake_all(t->state_);
+  if ((prior & st_helpers) != 0) futex_wake_all(t->state_);
 }
 
 bool set_phase(task_base* t, std::uint32_t from, std::uint32_t to) noexcept {
@@ -400,9 +402,9 @@ bool set_phase(task_base* t, std::uint32_t from, std::uint32_t to) noexcept {
     if ((s & st_phase_mask) != from) return false;
     // acq_rel: the release publishes what the thread did before (a coroutine's frame, up to its
     // suspension) to the one that moves it on next, which acquires.
-  } while (!t->state_.compare_exchange_weak(s, to | (s & st_waiters), std::memory_order_acq_rel,
+  } while (!t->state_.compare_exchange_weak(s, to | (s & st_sleepers), std::memory_order_acq_rel,
                                             std::memory_order_relaxed));
-  if ((s & st_waiters) != 0) futex_wake_all(t->state_);
+  if ((s & st_helpers) != 0) futex_wake_all(t->state_);  // the rest wait for the final phase
   return true;
 }
 
@@ -420,7 +422,7 @@ void complete(task_base* t, std::uint32_t phase, const task_base* from) noexcept
   drop_antecedent(t);
   // As in run_claimed(): release for the value, seq_cst for the report.
   const std::uint32_t prior = t->state_.exchange(phase, std::memory_order_seq_cst);
-  if ((prior & st_waiters) != 0) futex_wake_all(t->state_);
+  if ((prior & st_sleepers) != 0) futex_wake_all(t->state_);
   settle(t, p, phase, /*counted=*/false, /*drop_ref=*/false, /*is_task=*/false);
 }
 

@@ -48,10 +48,15 @@ inline constexpr std::uint32_t st_ready = 4;      // finished with a value
 inline constexpr std::uint32_t st_failed = 5;     // finished with an exception
 inline constexpr std::uint32_t st_cancelled = 6;  // will never run
 inline constexpr std::uint32_t st_phase_mask = 0xff;
-inline constexpr std::uint32_t st_waiters = 0x100;  // a thread sleeps on state_ (futex)
-// Added to state_ (the bits above st_waiters count, and wrap) each time a pending or suspended
-// task changes its antecedent: a waiter asleep on state_ wakes and helps along the new one.
-inline constexpr std::uint32_t st_relinked = 0x200;
+// A thread sleeps on state_ (a futex) until the task finishes: woken by the final phase only.
+inline constexpr std::uint32_t st_waiters = 0x100;
+// A worker sleeps on state_ to help the task along (see wait() in the core): woken by every
+// change, since each may give it a task to run inline (queued, a new antecedent).
+inline constexpr std::uint32_t st_helpers = 0x200;
+inline constexpr std::uint32_t st_sleepers = st_waiters | st_helpers;
+// Added to state_ (the bits above count, and wrap) each time a pending or suspended task
+// changes its antecedent, so that a helper asleep on state_ sees the change.
+inline constexpr std::uint32_t st_relinked = 0x400;
 
 constexpr bool is_final(std::uint32_t state) noexcept {
   return (state & st_phase_mask) >= st_ready;
