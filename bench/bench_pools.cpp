@@ -1,7 +1,10 @@
 // bench_pools: every workload on background and on each peer found at configure time, one
 // Google Benchmark each, named <workload>/<peer> ("ff/background", "rtt/asio"), plus the
 // floors (floor/*). Each reports its figure as a counter: ns_per_task, median_us and p99_us,
-// ms, or cpu_ms. bench/run.py runs them one per process, interleaved, and makes the table.
+// ms, cpu_ms, ns_per_element and ready_ns_per_element, or ns_per_step. The workloads of
+// background's own verbs (map, co_await) add two columns that are not peers: map/serial, a
+// plain loop on one thread, and co_await/then, the same chain built with then(). bench/run.py
+// runs them one per process, interleaved, and makes the table.
 //
 // Own flags, besides Google Benchmark's:
 //   --bg_scale=S    multiply task counts by S (run.py --quick: 0.1)
@@ -20,6 +23,7 @@
 #include "peers/background.hpp"
 #include "peers/std_async.hpp"
 #include "peers/textbook.hpp"
+#include "workloads/compose.hpp"
 #include "workloads/fib.hpp"
 #include "workloads/latency.hpp"
 #include "workloads/lifecycle.hpp"
@@ -59,6 +63,7 @@ void add_peer() {
   add("rtt", n, bench::rtt<P>);
   add("rtt_idle", n, bench::rtt_idle<P>);
   add("seed", n, bench::seed<P>);
+  add("when_all", n, bench::when_all<P>);
   if constexpr (bench::forks<P>) {
     add("fib25", n, bench::fib25<P>);
   } else {
@@ -74,6 +79,26 @@ void add_peer() {
   } else {
     add("idle_cpu", n, bench::idle_cpu<P>);
   }
+}
+
+// The workloads of background's own composition verbs that have no per-peer form.
+void add_compose() {
+  add("as_completed100k", "background", bench::as_completed<100'000>);
+  add("as_completed10k", "background", bench::as_completed<10'000>);
+  skip("as_completed/std_async, textbook, tbb, asio, rvaser",
+       "no as_completed for std::future; Python's is the peer");
+  add("map", "background", bench::map_background);
+  add("map", "serial", bench::map_serial);
+#ifdef BENCH_HAVE_TBB
+  add("map", "tbb", bench::map_tbb);
+#else
+  skip("map/tbb", "find_package(TBB) found no oneTBB at configure time");
+#endif
+  skip("map/std_async, textbook, asio, rvaser",
+       "no parallel loop of their own; a hand-split loop would time our splitting");
+  add("co_await", "background", bench::co_await_coroutine);
+  add("co_await", "then", bench::co_await_then);
+  skip("co_await/<every peer>", "no coroutine that awaits their futures; then() is the baseline");
 }
 
 void register_all() {
@@ -95,6 +120,7 @@ void register_all() {
 #else
   skip("rvaser", "find_package(thread_pool) found no libthread-pool-dev at configure time");
 #endif
+  add_compose();
   bench::register_floors();
 }
 

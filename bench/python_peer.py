@@ -21,6 +21,8 @@ import time
 SKIPPED = {
     "fib25": "a worker blocked in result() never runs queued work: fib would deadlock",
     "grow": "ThreadPoolExecutor starts its threads lazily, one per submit: no start to time",
+    "map": "executor.map submits a task per element: 10M of them would take minutes",
+    "co_await": "a concurrent.futures.Future cannot be awaited without an asyncio loop",
 }
 
 cpus = os.cpu_count() or 1
@@ -59,6 +61,40 @@ def futures():
         elapsed = time.perf_counter_ns() - t0
         assert total == tasks // 2
         return {"ns_per_task": elapsed / tasks, "tasks": tasks}
+
+
+def identity(i):
+    return i
+
+
+def join_twice(tasks, join):
+    """As bench_pools' time_join: `tasks` tasks returning i, then join(fs) (which returns the
+    sum) timed with the submission, and again over futures that have all finished."""
+    expected = tasks * (tasks - 1) // 2
+    with cf.ThreadPoolExecutor(cpus) as pool:
+        warm(pool)
+        t0 = time.perf_counter_ns()
+        fs = [pool.submit(identity, i) for i in range(tasks)]
+        total = join(fs)
+        whole = (time.perf_counter_ns() - t0) / tasks
+        assert total == expected
+        fs = [pool.submit(identity, i) for i in range(tasks)]
+        cf.wait(fs)
+        t0 = time.perf_counter_ns()
+        total = join(fs)
+        ready = (time.perf_counter_ns() - t0) / tasks
+        assert total == expected
+    return {"ns_per_element": whole, "ready_ns_per_element": ready, "tasks": tasks}
+
+
+def when_all_join(fs):
+    """Python's when_all: wait(ALL_COMPLETED), then the results in input order."""
+    cf.wait(fs)
+    return sum(f.result() for f in fs)
+
+
+def as_completed_join(fs):
+    return sum(f.result() for f in cf.as_completed(fs))
 
 
 def producers(n):
@@ -144,6 +180,10 @@ WORKLOADS = {
     "rtt_idle": lambda: latency(scaled(300, 100), 0.001),
     "seed": seed,
     "idle_cpu": idle_cpu,
+    # A tenth of bench_pools' counts, as above: 10k and 1k for as_completed100k and 10k.
+    "when_all": lambda: join_twice(scaled(10_000, 2), when_all_join),
+    "as_completed100k": lambda: join_twice(scaled(10_000, 2), as_completed_join),
+    "as_completed10k": lambda: join_twice(scaled(1_000, 2), as_completed_join),
 }
 
 

@@ -6,7 +6,8 @@ every workload x peer once, one process each, in a shuffled order, so that peers
 machine's good and bad moments; the table shows the median over the passes. The Python peer
 (python_peer.py) is interleaved the same way. Everything goes to bench/results/<date>.json.
 
-  python3 bench/run.py [BINARY] [--passes N] [--quick] [--out FILE]
+  python3 bench/run.py [BINARY] [--passes N] [--quick] [--scale S] [--only REGEX] [--seed N]
+                      [--out FILE]
 """
 import argparse
 import datetime
@@ -24,7 +25,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_BINARY = os.path.join("build", "bench", "bench", "bench_pools")
-PEERS = ["background", "std_async", "textbook", "tbb", "asio", "rvaser", "python"]
+# The last two are not peers but background's own baselines: map/serial (a plain loop on one
+# thread) and co_await/then (the same chain built with then()).
+PEERS = ["background", "std_async", "textbook", "tbb", "asio", "rvaser", "python", "serial",
+         "then"]
 
 # The table's rows: (label, workload, counter).
 ROWS = [
@@ -40,7 +44,23 @@ ROWS = [
     ("seed ms", "seed", "ms"),
     ("grow ms", "grow", "ms"),
     ("idle_cpu ms/2s", "idle_cpu", "cpu_ms"),
+    ("when_all ns/element", "when_all", "ns_per_element"),
+    ("when_all ready ns/element", "when_all", "ready_ns_per_element"),
+    ("as_completed100k ns/element", "as_completed100k", "ns_per_element"),
+    ("as_completed10k ns/element", "as_completed10k", "ns_per_element"),
+    ("as_completed100k ready ns/el", "as_completed100k", "ready_ns_per_element"),
+    ("as_completed10k ready ns/el", "as_completed10k", "ready_ns_per_element"),
+    ("map ms", "map", "ms"),
+    ("co_await ns/step", "co_await", "ns_per_step"),
 ]
+
+# Counters read from each benchmark (the table's rows, the floors, and the rest of the JSON).
+METRICS = ("ns_per_task", "median_us", "p99_us", "ms", "cpu_ms", "ns", "ns_per_element",
+           "ready_ns_per_element", "ns_per_step")
+
+# Workloads python_peer.py runs, as <workload>/python.
+PYTHON_WORKLOADS = ["ff", "futures", "producers2", "producers8", "rtt", "rtt_idle", "seed",
+                    "idle_cpu", "when_all", "as_completed100k", "as_completed10k"]
 
 FLOORS = [
     ("malloc+free 64 B", "floor/malloc64", "ns", "ns"),
@@ -78,6 +98,15 @@ def at_most_tbb(bg, best, fl, m):
     return None if tbb is None else bg <= tbb
 
 
+def ratio_of(name, counter, r):
+    """background's median at most r times the median of `name` (another benchmark)."""
+    def check(bg, best, fl, m):
+        other = m.get((name, counter))
+        return None if other is None else bg <= r * other
+
+    return check
+
+
 # The issue's targets, by row label: (what it says, the check on the medians).
 TARGETS = {
     "ff ns/task": ("<=100, <=1/3 best", both(at_most(100), ratio_at_most(1 / 3))),
@@ -91,6 +120,11 @@ TARGETS = {
     "seed ms": ("<=101", at_most(101)),
     "grow ms": ("<=5", at_most(5)),
     "idle_cpu ms/2s": ("<=2", at_most(2)),
+    "as_completed100k ns/element": (
+        "<=1.5x 10k", ratio_of("as_completed10k/background", "ns_per_element", 1.5)),
+    "as_completed100k ready ns/el": (
+        "<=1.5x 10k", ratio_of("as_completed10k/background", "ready_ns_per_element", 1.5)),
+    "map ms": ("<=1.2x tbb", ratio_of("map/tbb", "ms", 1.2)),
 }
 
 
@@ -162,8 +196,7 @@ def jobs(binary, python, scale):
         out.append((n, [binary, f"--benchmark_filter=^{re.escape(n)}(/|$)",
                         "--benchmark_format=json", f"--bg_scale={scale}"]))
     if python:
-        for w in ["ff", "futures", "producers2", "producers8", "rtt", "rtt_idle", "seed",
-                  "idle_cpu"]:
+        for w in PYTHON_WORKLOADS:
             n = f"{w}/python"
             out.append((n, [python, os.path.join(HERE, "python_peer.py"), "--scale", str(scale),
                             "--filter", f"^{re.escape(n)}$"]))
@@ -196,6 +229,8 @@ def table(medians, floors):
     verdicts = []
     for label, w, counter in ROWS:
         values = {p: medians.get((f"{w}/{p}", counter)) for p in peers}
+        if all(v is None for v in values.values()):
+            continue  # not run (--only)
         bg = values.get("background")
         others = [v for p, v in values.items() if p != "background" and v is not None]
         best = min(others) if others else None
@@ -271,7 +306,7 @@ def main():
     per_metric = {}
     for r in runs:
         for k, v in r["result"].items():
-            if k in ("ns_per_task", "median_us", "p99_us", "ms", "cpu_ms", "ns"):
+            if k in METRICS:
                 per_metric.setdefault((r["name"], k), []).append(v)
     medians = {k: statistics.median(v) for k, v in per_metric.items()}
     floors = {k: v for k, v in medians.items() if k[0].startswith("floor/")}
@@ -283,9 +318,10 @@ def main():
     print(f"{args.passes} pass(es), scale {scale}, medians; lower is better everywhere; "
           f"load average at start {info['loadavg_at_start'][0]:.2f}")
     print(text)
-    print("\nfloors, same run:")
-    for label, name, counter, unit in FLOORS:
-        print(f"  {label:<38} {fmt(medians.get((name, counter))):>8} {unit}")
+    if any(medians.get((name, counter)) is not None for _, name, counter, _ in FLOORS):
+        print("\nfloors, same run:")
+        for label, name, counter, unit in FLOORS:
+            print(f"  {label:<38} {fmt(medians.get((name, counter))):>8} {unit}")
 
     date = datetime.datetime.now()
     out = args.out or os.path.join(HERE, "results", date.strftime("%Y-%m-%dT%H%M%S") + ".json")

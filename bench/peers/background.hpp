@@ -25,6 +25,9 @@ class background_peer {
   }
   void wait_all() { pool_.wait(); }
 
+  // The pool itself, for the workloads that use background's own verbs (workloads/compose.hpp).
+  background::pool& pool() { return pool_; }
+
   // A nested get() runs the awaited task inline if no worker has started it.
   template <class A, class B>
   void fork_join(A a, B b) {
