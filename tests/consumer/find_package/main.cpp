@@ -1,9 +1,18 @@
 // A user's program built against an installed background: runs a task on the default pool and
-// one on a pool of its own, and exits 0 if both give the right result and the package's version
-// matches the headers'.
+// one on a pool of its own, joins them with when_all, when_any and a coroutine (the composition
+// and coroutine parts of the compiled core), and exits 0 if all give the right result and the
+// package's version matches the headers'.
 #include <background/background.hpp>
 #include <cstdio>
 #include <string>
+#include <vector>
+
+namespace {
+background::future<int> plus_one(background::future<int> f) {
+  const int v = co_await f;
+  co_return v + 1;
+}
+}  // namespace
 
 int main() {
   auto square = background::task([](int x) { return x * x; });
@@ -14,6 +23,13 @@ int main() {
   const std::string version = std::to_string(BACKGROUND_VERSION_MAJOR) + "." +
                               std::to_string(BACKGROUND_VERSION_MINOR) + "." +
                               std::to_string(BACKGROUND_VERSION_PATCH);
+  std::vector<background::future<int>> both{on_default, square(3)};
+  const std::vector<int> joined = background::when_all(both).get();
+  if (joined != std::vector<int>{49, 9} || background::when_any(both).get() > 1 ||
+      plus_one(on_default).get() != 50) {
+    std::fprintf(stderr, "consumer: composition gave the wrong result\n");
+    return 1;
+  }
   if (on_default.get() != 49 || on_own.get() != "hello!") {
     std::fprintf(stderr, "consumer: a task gave the wrong result\n");
     return 1;
