@@ -142,7 +142,7 @@ class queue_impl final : public completion_queue, public notify_target {
   std::size_t taken_ = 0;          // how many next() has returned
   bool waiting_ = false;           // next() is asleep on cv_
   const std::vector<task_base*> inputs_;
-  std::size_t help_cursor_ = 0;  // inputs before it are not queued any more
+  std::size_t help_cursor_ = 0;         // inputs before it are not queued any more
   std::atomic<std::uint32_t> refs_{1};  // the range's, and one per node
 };
 

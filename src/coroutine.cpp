@@ -1,10 +1,11 @@
 // The core's part of coroutines: the task that resumes a coroutine, and how it is queued at the
 // start, after a co_await on a future, and by resume_on().
+#include "background/coroutine.hpp"
+
 #include <coroutine>
 #include <cstdint>
 #include <utility>
 
-#include "background/coroutine.hpp"
 #include "background/detail/core.hpp"
 #include "background/pool.hpp"
 #include "pool_impl.hpp"

@@ -161,7 +161,7 @@ void pool_impl::start_worker() {
     w.thread = std::thread([this, &w] { worker_main(&w); });
   } catch (...) {
     if (w.slot >= 0) deque_owned_[w.slot] = false;
-    workers_.pop_back();  // its index was not marked used yet
+    workers_.pop_back();                            // its index was not marked used yet
     refs_.fetch_sub(1, std::memory_order_relaxed);  // never the last: the caller holds one
     throw;
   }

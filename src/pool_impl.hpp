@@ -101,8 +101,8 @@ class pool_impl {
  private:
   struct worker {
     std::thread thread;
-    bool exited = false;  // its loop has returned; joining it no longer waits for anything
-    int slot = -1;        // its deque in deques_, if it got one
+    bool exited = false;    // its loop has returned; joining it no longer waits for anything
+    int slot = -1;          // its deque in deques_, if it got one
     std::size_t index = 0;  // its number in the pool: the smallest free one when it started
     worker_counts counts;
   };
@@ -198,7 +198,7 @@ class pool_impl {
   // the pool's own workers).
   alignas(64) std::atomic<std::uint64_t> work_{0};
   alignas(64) std::atomic<std::uint32_t> sleeping_{0};  // workers parked on wake_seq_
-  std::atomic<std::uint32_t> wake_seq_{0};  // the event count workers park on (a futex word)
+  std::atomic<std::uint32_t> wake_seq_{0};        // the event count workers park on (a futex word)
   std::atomic<std::uint32_t> searching_{0};       // workers out of work, spinning before they park
   std::atomic<std::uint32_t> idle_waiters_{0};    // threads in wait() or shut_down()
   alignas(64) std::atomic<bool> closing_{false};  // shut_down() has started

@@ -114,7 +114,7 @@ void settle(task_base* t, pool_impl* p, std::uint32_t phase, bool counted, bool 
   }
   while (in_order != nullptr) {
     task_base* c = in_order;
-    in_order = c->next_;  // read first: c may push itself elsewhere at once
+    in_order = c->next_;                          // read first: c may push itself elsewhere at once
     if (!c->antecedent_done(t, phase)) continue;  // it took itself (and the reference) over
     schedule(c, p, p != nullptr ? p->id : t->pool_id_, phase);
   }

@@ -43,10 +43,11 @@ template <class T>
 struct is_future<future<T>> : std::true_type {};
 
 // A sized range of future<T>s, by value or reference (std::vector, std::span, a view...).
+// clang-format off
 template <class R>
-concept future_range =
-    std::ranges::input_range<R> && std::ranges::sized_range<R> &&
-    is_future<std::remove_cvref_t<std::ranges::range_reference_t<R>>>::value;
+concept future_range = std::ranges::input_range<R> && std::ranges::sized_range<R> &&
+                       is_future<std::remove_cvref_t<std::ranges::range_reference_t<R>>>::value;
+// clang-format on
 
 template <class R>
 using future_value_t = typename std::remove_cvref_t<std::ranges::range_reference_t<R>>::value_type;
@@ -79,8 +80,8 @@ auto collect(R&& fs) {
 }
 
 template <class T>
-class when_all_range_state final : public join_state<std::conditional_t<std::is_void_v<T>, void,
-                                                                        std::vector<T>>> {
+class when_all_range_state final
+    : public join_state<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>> {
  public:
   using result = std::conditional_t<std::is_void_v<T>, void, std::vector<T>>;
   when_all_range_state(std::vector<future<T>> held, std::vector<task_base*> states) noexcept
@@ -246,6 +247,9 @@ std::chrono::steady_clock::time_point deadline_after(
 
 }  // namespace detail
 
+// clang-format 14 mangles requires-clauses.
+// clang-format off
+
 // when_all()
 //
 // A future that is ready once every future of `fs` is done, with their values in input order
@@ -387,6 +391,8 @@ auto as_completed(R&& fs, const std::chrono::duration<Rep, Period>& timeout) {
   auto [held, states] = detail::collect(fs);
   return detail::completed_range<T>(std::move(held), std::move(states), deadline);
 }
+
+// clang-format on
 
 }  // namespace background
 

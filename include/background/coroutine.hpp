@@ -126,9 +126,11 @@ class coro_promise_common : public coro_promise_base {
 template <class T>
 class coro_promise final : public coro_promise_common<T> {
  public:
+  // clang-format off
   template <class V>
     requires std::is_convertible_v<V&&, T>
   void return_value(V&& v) noexcept {
+    // clang-format on
     this->phase_ = this->state_->set([&v]() -> T { return std::forward<V>(v); });
   }
 };

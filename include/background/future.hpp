@@ -289,9 +289,8 @@ class then_future_state final : public result_state<U> {
     // follows (drop_antecedent() in the core), before this future can be the last one.
     a->observed_.store(true, std::memory_order_relaxed);
     a->retain_future();
-    const std::uint32_t phase = this->store([this, a]() -> U {
-      return std::invoke(std::move(*fn_), future_access::adopt<T>(a));
-    });
+    const std::uint32_t phase = this->store(
+        [this, a]() -> U { return std::invoke(std::move(*fn_), future_access::adopt<T>(a)); });
     fn_.reset();
     return phase;
   }
@@ -330,7 +329,6 @@ auto make_continuation(result_state<T>* a, F&& f, std::uint64_t target_pool) {
     return attach_new(a, new then_state<U, T, Fn, MoveValue>(std::forward<F>(f)), target_pool);
   }
 }
-
 
 }  // namespace detail
 

@@ -60,13 +60,15 @@ auto hold_inputs(R&& r) {
 
 // How map() stores results while the chunks run: in place when that is safe from several
 // threads (not vector<bool>'s packed bits) and cheap, else as optionals moved out at the end.
+// clang-format off
 template <class R>
 inline constexpr bool store_in_place =
     std::is_default_constructible_v<R> && std::is_move_assignable_v<R> && !std::is_same_v<R, bool>;
+// clang-format on
 
 template <class R>
-using map_storage = std::conditional_t<store_in_place<R>, std::vector<R>,
-                                       std::vector<std::optional<R>>>;
+using map_storage =
+    std::conditional_t<store_in_place<R>, std::vector<R>, std::vector<std::optional<R>>>;
 
 // Shared by the chunks of one map() or for_each() (R = void): the inputs, the function, the
 // results and the first exception. Calls check `failed` before each element, so that calls
@@ -141,8 +143,8 @@ auto parallel_map(pool_impl* p, F&& f, Inputs&& inputs, std::size_t chunk) {
   using block_t = map_block<Fn, In, R>;
 
   if (p == nullptr) p = default_pool_impl();
-  auto block = std::make_shared<block_t>(Fn(std::forward<F>(f)),
-                                         hold_inputs(std::forward<Inputs>(inputs)));
+  auto block =
+      std::make_shared<block_t>(Fn(std::forward<F>(f)), hold_inputs(std::forward<Inputs>(inputs)));
   const auto first = std::ranges::begin(block->inputs);
   const auto n = static_cast<std::size_t>(std::ranges::distance(block->inputs));
   if constexpr (!std::is_void_v<R>) block->out.resize(n);
@@ -158,8 +160,7 @@ auto parallel_map(pool_impl* p, F&& f, Inputs&& inputs, std::size_t chunk) {
   try {
     for (std::size_t index = 0; index < n; index += chunk) {
       const std::size_t count = std::min(chunk, n - index);
-      parts.push_back(submit_call(
-          p, [block, it, index, count] { block->run(it, index, count); }));
+      parts.push_back(submit_call(p, [block, it, index, count] { block->run(it, index, count); }));
       if (index + count < n) std::ranges::advance(it, static_cast<std::ptrdiff_t>(count));
     }
   } catch (...) {

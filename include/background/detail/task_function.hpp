@@ -18,16 +18,18 @@ template <class F, class... Args>
 struct call_result {
   using type = std::invoke_result_t<F, Args...>;
 };
+// clang-format off (clang-format 14 mangles requires-clauses)
 template <class F, class... Args>
   requires takes_stop_token<F, Args...>
 struct call_result<F, Args...> {
   using type = std::invoke_result_t<F, std::stop_token, Args...>;
 };
+// clang-format on
 
 // What a task calling `F` with `Args` stores: the result by value, as std::thread copies.
 template <class F, class... Args>
-using call_result_t = std::remove_cvref_t<
-    typename call_result<std::decay_t<F>, std::decay_t<Args>...>::type>;
+using call_result_t =
+    std::remove_cvref_t<typename call_result<std::decay_t<F>, std::decay_t<Args>...>::type>;
 
 // Submits `f(args...)` to `p` (the default pool if null) and returns its future.
 template <class F, class... Args>
@@ -70,6 +72,7 @@ class task_function {
                         takes_stop_token<const Fn&, std::decay_t<Args>...>,
                     "background::task(f): a move-only f is shared by every call, which may run "
                     "at the same time, so it must be callable as const.");
+      // clang-format off
       return submit_call(
           pool_,
           // Constrained, so that asking whether it takes a std::stop_token asks `Fn`.
@@ -79,6 +82,7 @@ class task_function {
             return std::invoke(std::as_const(*fn), std::forward<A>(a)...);
           },
           std::forward<Args>(args)...);
+      // clang-format on
     }
   }
 
