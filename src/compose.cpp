@@ -63,6 +63,13 @@ class any_state final : public result_state<std::size_t>, public notify_target {
   void retain_target() noexcept override { retain(); }
   void release_target() noexcept override { release(); }
 
+  // A waiting worker runs an input that nobody has started: whichever finishes first wins, and
+  // the one this state's antecedent names may be running elsewhere, or wait for another input.
+  bool waits_for_inputs() const noexcept override { return true; }
+  bool help_inputs() noexcept override {
+    return help_some(inputs_.data(), inputs_.size(), 0, help_);
+  }
+
   std::uint32_t invoke() noexcept override { return st_cancelled; }
   void drop_callable() noexcept override {}
 
@@ -71,6 +78,7 @@ class any_state final : public result_state<std::size_t>, public notify_target {
  private:
   const std::vector<task_base*> inputs_;  // each with a future reference, until destroyed
   std::atomic<bool> won_{false};
+  help_cursors help_;
 };
 
 class queue_impl final : public completion_queue, public notify_target {
@@ -94,16 +102,28 @@ class queue_impl final : public completion_queue, public notify_target {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
-  std::size_t next(const std::chrono::steady_clock::time_point* deadline) {
+  void release() noexcept override { release_target(); }
+
+  std::size_t next(const std::chrono::steady_clock::time_point* deadline) override {
+    // Timed waits never run tasks, and threads outside the pools run none (as wait()).
+    const bool helps = deadline == nullptr && pool_impl::current_worker_pool() != nullptr;
+    // A helping worker cannot sleep on every input at once: what it may have to run next can
+    // become queued (an input's antecedent finishing on another pool) without any notify().
+    // So it sleeps for a while only, from 50 us up to 5 ms, and looks again.
+    std::chrono::microseconds nap{50};
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       if (taken_ < done_.size()) return done_[taken_++];
-      // Timed waits never run tasks, and threads outside the pools run none (as wait()).
-      if (deadline == nullptr && pool_impl::current_worker_pool() != nullptr && help(lock)) {
-        continue;
+      if (helps) {
+        if (help(lock)) continue;
+        // help() let the lock go: a notify() may have come meanwhile, with nobody waiting.
+        if (taken_ < done_.size()) continue;
       }
       waiting_ = true;
-      if (deadline == nullptr) {
+      if (helps) {
+        cv_.wait_for(lock, nap);
+        nap = std::min(nap * 2, std::chrono::microseconds{5000});
+      } else if (deadline == nullptr) {
         cv_.wait(lock);
       } else if (cv_.wait_until(lock, *deadline) == std::cv_status::timeout &&
                  taken_ == done_.size()) {
@@ -115,25 +135,14 @@ class queue_impl final : public completion_queue, public notify_target {
   }
 
  private:
-  // On a pool worker: runs, without the lock, an input that is still queued (or the queued
-  // task that one waits for), looking at no more than a few inputs not yet done from the first
-  // of them on; says whether it ran one. The inputs are alive: the range that reads this queue
-  // holds their futures. help_cursor_ only moves forward, past inputs that are done, so the
-  // looking costs O(N) in all, plus a bounded look each time it would sleep.
+  // On a pool worker: runs, without the lock, an input that nobody has started (or what one
+  // waits for); says whether it did. The inputs are alive: the range that reads this queue
+  // holds their futures.
   bool help(std::unique_lock<std::mutex>& lock) {
-    constexpr std::size_t max_looks = 64;
-    while (help_cursor_ < inputs_.size() && is_final(inputs_[help_cursor_]->phase())) {
-      ++help_cursor_;
-    }
-    const std::size_t end = std::min(inputs_.size(), help_cursor_ + max_looks);
-    for (std::size_t i = help_cursor_; i < end; ++i) {
-      task_base* t = inputs_[i];
-      lock.unlock();
-      const bool ran = help_run(t);
-      lock.lock();
-      if (ran) return true;
-    }
-    return false;
+    lock.unlock();
+    const bool ran = help_some(inputs_.data(), inputs_.size(), 0, help_);
+    lock.lock();
+    return ran;
   }
 
   std::mutex mutex_;
@@ -142,11 +151,36 @@ class queue_impl final : public completion_queue, public notify_target {
   std::size_t taken_ = 0;          // how many next() has returned
   bool waiting_ = false;           // next() is asleep on cv_
   const std::vector<task_base*> inputs_;
-  std::size_t help_cursor_ = 0;         // inputs before it are not queued any more
+  help_cursors help_;
   std::atomic<std::uint32_t> refs_{1};  // the range's, and one per node
 };
 
 }  // namespace
+
+bool help_some(task_base* const* inputs, std::size_t n, std::size_t from,
+               help_cursors& cursors) noexcept {
+  constexpr std::size_t window = 64;
+  // relaxed: hints; every position is safe, and two waiters that race only redo some looks.
+  std::size_t i = std::max(from, cursors.skip.load(std::memory_order_relaxed));
+  const auto settled = [](std::uint32_t phase) { return phase == st_running || is_final(phase); };
+  const std::size_t first = i;
+  while (i < n && settled(inputs[i]->phase())) ++i;
+  if (i != first) cursors.skip.store(i, std::memory_order_relaxed);
+  const std::size_t start = i;
+  for (const std::size_t end = std::min(n, start + window); i < end; ++i) {
+    if (help_run(inputs[i])) return true;
+  }
+  // Then one more window further on, a different one each time, round the rest: an input far
+  // behind others that wait (continuations whose antecedents run elsewhere) is reached too,
+  // after a bounded number of looks.
+  if (n - start <= window) return false;
+  std::size_t probe = cursors.probe.fetch_add(window, std::memory_order_relaxed);
+  probe = start + window + probe % (n - start - window);
+  for (const std::size_t end = std::min(n, probe + window); probe < end; ++probe) {
+    if (help_run(inputs[probe])) return true;
+  }
+  return false;
+}
 
 void notify_each(task_base* const* inputs, std::size_t n, notify_target* target) {
   for (std::size_t i = 0; i < n; ++i) {
@@ -199,11 +233,5 @@ completion_queue* completion_queue::make(task_base* const* inputs, std::size_t n
   }
   return q;
 }
-
-std::size_t completion_queue::next(const std::chrono::steady_clock::time_point* deadline) {
-  return static_cast<queue_impl*>(this)->next(deadline);
-}
-
-void completion_queue::release() noexcept { static_cast<queue_impl*>(this)->release_target(); }
 
 }  // namespace background::detail

@@ -22,10 +22,20 @@ class resume_task final : public task_base {
  public:
   // `from`: the phase the coroutine's state is in until this runs (pending before the body
   // starts, suspended after).
-  resume_task(std::coroutine_handle<> h, task_base* coro, std::uint32_t phase,
-              std::uint32_t from) noexcept
-      : task_base(phase, 1), handle_(h), coro_(coro), from_(from) {
+  // It starts pending: submit() (or its antecedent's settle) makes it queued with a release,
+  // after its pool_ is set, so that no waiting worker can run it before.
+  resume_task(std::coroutine_handle<> h, task_base* coro, std::uint32_t from, bool pinned) noexcept
+      : task_base(st_pending, 1), handle_(h), coro_(coro), from_(from) {
     runs_always_ = true;
+    pinned_ = pinned;
+  }
+
+  // Queuing it failed, after link(): the coroutine goes on on this thread (the exception is
+  // rethrown at its co_await, or out of the call), so this task must not touch it. It is
+  // finished (cancelled), which wakes any worker asleep on it.
+  void abandon() noexcept {
+    handle_ = nullptr;
+    cancel(this);
   }
 
   std::uint32_t invoke() noexcept override {
@@ -93,6 +103,7 @@ void queue_linked(resume_task* r, coro_link link, Queue&& queue) {
     queue();
   } catch (...) {
     link.undo();
+    r->abandon();
     r->release();
     throw;
   }
@@ -102,20 +113,21 @@ void queue_linked(resume_task* r, coro_link link, Queue&& queue) {
 
 void start_coroutine(std::coroutine_handle<> h, task_base* coro) {
   pool_impl* p = default_pool_impl();
-  auto* r = new resume_task(h, coro, st_queued, st_pending);
+  auto* r = new resume_task(h, coro, st_pending, /*pinned=*/false);
   // The state stays pending: it only gains its antecedent.
   if (coro != nullptr) set_antecedent(coro, r);
   try {
     submit(p, r, /*with_callbacks=*/false);
   } catch (...) {
     if (coro != nullptr) drop_antecedent(coro);
+    r->abandon();
     r->release();
     throw;
   }
 }
 
 void resume_after(task_base* a, std::coroutine_handle<> h, task_base* coro) {
-  auto* r = new resume_task(h, coro, st_pending, st_suspended);
+  auto* r = new resume_task(h, coro, st_suspended, /*pinned=*/false);
   a->retain();  // r's reference to its antecedent, as then()'s continuations hold
   // relaxed: published by attach_continuation()'s release CAS, as in make_continuation().
   r->antecedent_.store(reinterpret_cast<std::uintptr_t>(a), std::memory_order_relaxed);
@@ -123,10 +135,18 @@ void resume_after(task_base* a, std::coroutine_handle<> h, task_base* coro) {
 }
 
 void resume_on_pool(const pool& p, std::coroutine_handle<> h, task_base* coro) {
-  auto* r = new resume_task(h, coro, st_queued, st_suspended);
+  // Pinned: the rest must run on p, not inline on a worker of another pool that waits for it.
+  auto* r = new resume_task(h, coro, st_suspended, /*pinned=*/true);
   pool_impl* impl = pool_access::impl(p);
   queue_linked(r, {coro, r, st_running, st_suspended},
                [impl, r] { submit(impl, r, /*with_callbacks=*/false); });
+}
+
+void finish_coroutine(std::coroutine_handle<> h, task_base* coro, std::uint32_t phase) noexcept {
+  coro->retain();  // the promise's reference goes with the frame
+  h.destroy();
+  complete(coro, phase, nullptr);
+  coro->release();
 }
 
 bool on_worker_of(const pool& p) noexcept {

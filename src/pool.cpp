@@ -9,8 +9,9 @@ namespace background {
 
 pool::pool(std::size_t threads) : pool(threads, pool_options{}) {}
 
-pool::pool(std::size_t threads, pool_options options)
-    : impl_(detail::pool_impl::create(threads, std::move(options), this)) {}
+pool::pool(std::size_t threads, pool_options options) : impl_(nullptr) {
+  detail::pool_impl::create(threads, std::move(options), this, impl_);
+}
 
 pool::pool() : pool(detail::available_cpus()) {}
 

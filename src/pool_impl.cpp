@@ -83,6 +83,11 @@ std::stop_token shutdown_token(const pool_impl* p) noexcept {
 
 bool pool_impl::submit_woke_worker() noexcept { return tls_submit_woke; }
 
+bool pool_impl::cancels_pending(const task_base* t) noexcept {
+  // A queued task's pool is alive: its drain waits for the task.
+  return t->pool_ != nullptr && t->pool_->cancelling_.load(std::memory_order_relaxed);
+}
+
 bool pool_impl::inside(const pool_impl* p) noexcept {
   if (tls_worker == p) return true;
   for (const running_frame* f = tls_frames; f != nullptr; f = f->outer) {
@@ -94,16 +99,18 @@ bool pool_impl::inside(const pool_impl* p) noexcept {
 pool_impl::pool_impl(pool_options options, pool* owner)
     : id(register_pool(this)), options_(std::move(options)), owner_(owner) {}
 
-pool_impl* pool_impl::create(std::size_t threads, pool_options options, pool* owner) {
+void pool_impl::create(std::size_t threads, pool_options options, pool* owner,
+                       pool_impl*& impl) {
   check_size(threads);
   auto* p = new pool_impl(std::move(options), owner);
+  impl = p;
   try {
     p->resize(threads);
   } catch (...) {
     p->shut_down();  // joins what started, then drops the last reference: deletes p
+    impl = nullptr;
     throw;
   }
-  return p;
 }
 
 pool_impl::~pool_impl() {
@@ -308,11 +315,18 @@ void pool_impl::worker_main(worker* self) {
       std::this_thread::yield();
     }
   }
-  // Its index and counts were handed back by leave(); the hook may still see the pool as it is.
-  thread_stopping(*self);
+  // No longer a worker: its deque may be another's by now, and what the hook submits or waits
+  // for is an outside thread's. Its index stays taken until the hook has run, so that a new
+  // worker's on_thread_start(k) never comes before this one's on_thread_stop(k).
   tls_worker = nullptr;
   tls_deque = nullptr;
   tls_counts = nullptr;
+  thread_stopping(*self);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    index_used_[self->index] = false;
+    self->exited = true;  // from here, joining it waits only for the thread to end
+  }
   release();  // may delete the pool, if it was destroyed from this thread's task
 }
 
@@ -326,17 +340,14 @@ bool pool_impl::leave(worker* self) {
   leave_hint_.store(stop_.load(std::memory_order_relaxed) || active_ > target_,
                     std::memory_order_relaxed);
   if (go) {
-    self->exited = true;
     if (self->slot >= 0) deque_owned_[self->slot] = false;  // emptied by drain_local()
-    index_used_[self->index] = false;
-    // Its counts move to the retired ones; stats() skips exited workers (under the mutex).
+    // Its counts move to the retired ones (stats() adds its zeroes until it has exited).
     const auto move = [](std::atomic<std::uint64_t>& from, std::atomic<std::uint64_t>& to) {
       to.fetch_add(from.exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);
     };
     move(self->counts.completed, retired_completed_);
     move(self->counts.failed, retired_failed_);
     move(self->counts.cancelled, retired_cancelled_);
-    tls_counts = nullptr;
   }
   return go;
 }
@@ -511,17 +522,29 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
   // from a task that destroyed its own pool), so this thread runs the task itself; a
   // continuation it claims straight from pending, and nobody else can finish it.
   const bool stopped = stop_.load(std::memory_order_acquire);
+  // Once it is queued (and a continuation is queued by the CAS below, before it is pushed), a
+  // waiting worker may run it, and the task may destroy the pool (`delete p` from its own task,
+  // or the last step of a coroutine whose caller then destroys the pool): a reference keeps it
+  // alive until this call is done with it. One of its own workers needs none: it holds one until
+  // its thread returns.
+  if (!own_worker) retain();
+  const auto unpin = [this, own_worker] {
+    if (!own_worker) release();
+  };
   if (continuation) {
     const std::uint32_t next = stopped ? st_running : st_queued;
     for (;;) {
       if ((s & st_phase_mask) != st_pending) {  // cancelled meanwhile
         uncount();
+        unpin();
         return false;
       }
       // release: pairs with the acquire in execute() (a waiter may claim it at once) and in
       // cancel(), so pool_ and the callable are visible there.
       // Claimed for this thread, it keeps the waiter bit, for the final exchange to wake them.
-      if (t->state_.compare_exchange_weak(s, next | (s & (stopped ? st_sleepers : st_waiters)),
+      // The relink count and the waiter bit stay; so do the helpers' bit if this thread runs it.
+      const std::uint32_t keep = s & ~st_phase_mask & (stopped ? ~0U : ~st_helpers);
+      if (t->state_.compare_exchange_weak(s, next | keep,
                                           std::memory_order_release, std::memory_order_relaxed)) {
         break;
       }
@@ -535,12 +558,9 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
     } else {
       execute(t, /*drop_ref=*/true);
     }
+    unpin();
     return true;
   }
-  // Once queued, a worker may run the task, and the task may destroy the pool (`delete p` from
-  // its own task): a reference keeps it alive until push() has woken a worker. One of its own
-  // workers needs none: it holds one until its thread returns.
-  if (!own_worker) retain();
   // A task submitted from one of our workers' own tasks goes on its deque (fork-join: it is
   // likely to be waited for there, soon); continuations that a finishing task schedules
   // (`internal`) go on the ring, in the order their antecedents finished.
@@ -549,7 +569,7 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
   } else {
     tls_submit_woke = push(t);
   }
-  if (!own_worker) release();
+  unpin();
   return true;
 }
 
@@ -800,21 +820,18 @@ void pool_impl::stop_workers() noexcept {
   leave_hint_.store(true, std::memory_order_relaxed);
   // What is left in the queues are entries of tasks that were run inline or cancelled; the
   // destructor drops them, once no worker can be moving them any more.
-  std::list<worker> workers;
-  workers.swap(workers_);
   lock.unlock();
   wake_all();
-  for (worker& w : workers) {
+  // The list is walked without the lock (the workers take it as they leave): after stop_,
+  // nothing adds to it or erases from it (resize() throws), and stats() only reads the other
+  // members under the lock. A detached worker still writes its `exited` flag: its entry stays.
+  for (worker& w : workers_) {
     if (w.thread.get_id() == std::this_thread::get_id()) {
       w.thread.detach();  // this thread's task goes on; its loop sees stop_ and returns
     } else {
       w.thread.join();
     }
   }
-  // A detached worker still writes its `exited` flag: keep its entry alive with the pool.
-  lock.lock();
-  workers_.splice(workers_.end(), workers);
-  lock.unlock();
 }
 
 }  // namespace background::detail

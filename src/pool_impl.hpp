@@ -48,9 +48,10 @@ struct worker_counts {
 
 class pool_impl {
  public:
-  // Starts `threads` workers, named and hooked as `options` say, for the public pool `owner`;
-  // throws as pool::pool() does, leaving nothing behind.
-  static pool_impl* create(std::size_t threads, pool_options options, pool* owner);
+  // Starts `threads` workers, named and hooked as `options` say, for the public pool `owner`,
+  // whose `impl` it sets before any worker starts (their hooks may use the pool); throws as
+  // pool::pool() does, leaving nothing behind.
+  static void create(std::size_t threads, pool_options options, pool* owner, pool_impl*& impl);
 
   // Queues `t` (see detail::submit), making it queued first if it is a pending continuation;
   // returns false, taking nothing, if that continuation was cancelled meanwhile. `internal` is
@@ -95,13 +96,16 @@ class pool_impl {
   // On a worker: runs `t` on this thread if it is the newest task in the worker's own deque,
   // taking it back from there (so that it leaves no stale entry); false if it is not there.
   static bool run_if_newest_local(task_base* t) noexcept;
+  // Whether the queued task `t` must be cancelled rather than run: its pool's
+  // shutdown(cancel_pending) has started.
+  static bool cancels_pending(const task_base* t) noexcept;
   // Whether this thread is running one of `p`'s tasks, or is one of its workers.
   static bool inside(const pool_impl* p) noexcept;
 
  private:
   struct worker {
     std::thread thread;
-    bool exited = false;    // its loop has returned; joining it no longer waits for anything
+    bool exited = false;    // past its loop and stop hook; joining it waits for nothing more
     int slot = -1;          // its deque in deques_, if it got one
     std::size_t index = 0;  // its number in the pool: the smallest free one when it started
     worker_counts counts;

@@ -1,5 +1,6 @@
 // A task's life after submission: claiming, running, finishing, cancelling, waiting, and the
 // continuations that then() hangs on it.
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <thread>
@@ -68,8 +69,9 @@ task_base* retain_antecedent(task_base* t) noexcept {
 void schedule(task_base* c, pool_impl* p, std::uint64_t id, std::uint32_t phase) noexcept {
   if (phase == st_cancelled && !c->runs_always_) {
     // Cancelled with its antecedent, at once: running it would only forward that. The
-    // recursion is as deep as a chain of then()s hanging on a task that never started.
-    cancel(c);
+    // recursion is as deep as a chain of then()s hanging on a task that never started. Counted
+    // in the stats of the antecedent's pool, if known (it would have run there).
+    if (cancel(c) && p != nullptr) p->count_finished(st_cancelled);
     c->release();
     return;
   }
@@ -178,7 +180,7 @@ bool execute(task_base* t, bool drop_ref, bool caller_counts) noexcept {
     // claimer through the queue that held it (a ring cell's release, a deque's bottom_, the
     // overflow list's mutex) or the waiter's own hold on its future. The waiter bit is kept,
     // for the final exchange to wake them.
-  } while (!t->state_.compare_exchange_weak(s, st_running | (s & st_sleepers),
+  } while (!t->state_.compare_exchange_weak(s, st_running | (s & ~st_phase_mask),
                                             std::memory_order_acquire, std::memory_order_relaxed));
   run_claimed(t, drop_ref, caller_counts);
   return true;
@@ -233,6 +235,18 @@ bool cancel(task_base* t) noexcept {
 
 namespace {
 
+// Runs the queued task `t` on this waiting worker, as wait() does: taken back from its own deque
+// if it is still there (the usual case for a task waited for right after it was submitted),
+// otherwise claimed where it is, leaving its queue entry behind. A task pinned to its pool
+// (then(p, f), a coroutine's step after resume_on(p)) runs only on a worker of that pool, and
+// one whose pool's shutdown(cancel_pending) has started is cancelled instead. Returns whether it
+// made progress (ran or cancelled it); false also if another thread claimed it first.
+bool run_inline(task_base* t) noexcept {
+  if (t->pinned_ && t->pool_ != pool_impl::current_worker_pool()) return false;
+  if (pool_impl::cancels_pending(t)) return cancel(t);
+  return pool_impl::run_if_newest_local(t) || execute(t, /*drop_ref=*/false);
+}
+
 // Whether a task in `phase` waits for its antecedent: a waiter helps along that one.
 constexpr bool waits_for_antecedent(std::uint32_t phase) noexcept {
   return phase == st_pending || phase == st_suspended;
@@ -242,11 +256,23 @@ constexpr bool waits_for_antecedent(std::uint32_t phase) noexcept {
 // antecedents. If the first one that does not wait is queued, runs it and returns null with
 // `ran` set. Otherwise returns the last waiting link, whose next change (to queued, cancelled,
 // or to waiting for another) is what the waiter must sleep on, with a reference to it unless it
-// is `c` itself.
-task_base* help_antecedents(task_base* c, bool& ran) noexcept {
+// is `c` itself, and in `link_state` the link's state as it was before its antecedent was read:
+// the value to sleep on, so that a change made since (a new antecedent) wakes it at once. If
+// `multi` is not null, it gets the first link of the chain that waits for several inputs
+// (when_all), with a reference unless it is `c`, or null.
+task_base* help_antecedents(task_base* c, bool& ran, std::uint32_t& link_state,
+                            task_base** multi = nullptr) noexcept {
   ran = false;
   task_base* link = c;
+  if (multi != nullptr) *multi = nullptr;
   for (;;) {
+    if (multi != nullptr && *multi == nullptr && link->waits_for_inputs()) {
+      if (link != c) link->retain();
+      *multi = link;
+    }
+    // acquire: pairs with set_antecedent()'s release bump, so the antecedent read next is at
+    // least as new as this state.
+    link_state = link->state_.load(std::memory_order_acquire);
     task_base* a = retain_antecedent(link);
     if (a == nullptr) return link;  // it just lost its antecedent: it is about to change
     const std::uint32_t phase = a->phase();
@@ -255,7 +281,7 @@ task_base* help_antecedents(task_base* c, bool& ran) noexcept {
       link = a;
       continue;
     }
-    if (phase == st_queued) ran = execute(a, /*drop_ref=*/false);
+    if (phase == st_queued) ran = run_inline(a);
     a->release();
     if (ran) {
       if (link != c) link->release();
@@ -290,26 +316,43 @@ bool wait(task_base* t, const std::chrono::steady_clock::time_point* deadline) {
   // thread outside the pools runs none, so n stays the bound on concurrency for them.
   const bool help = deadline == nullptr && pool_impl::current_worker_pool() != nullptr;
   bool spun = false;
+  // A helping worker blocked by a task with several inputs (when_all, when_any) cannot sleep on
+  // all of them: one of them may become queued, for it to run, without any change to the word it
+  // sleeps on. It naps instead, from 50 us up to 5 ms, and looks again.
+  auto nap = std::chrono::microseconds{50};
+  std::chrono::steady_clock::time_point nap_end;
+  const auto take_nap = [&nap, &nap_end] {
+    nap_end = std::chrono::steady_clock::now() + nap;
+    nap = std::min(nap * 2, std::chrono::microseconds{5000});
+    return &nap_end;
+  };
   for (;;) {
+    bool napping = false;
     // acquire: pairs with the release that published a final phase (or made it queued).
     const std::uint32_t s = t->state_.load(std::memory_order_acquire);
     const std::uint32_t phase = s & st_phase_mask;
     if (phase >= st_ready) return true;
-    if (help && phase == st_queued) {
-      // Taken back from this worker's own deque if it is still there (the usual case for a
-      // task waited for right after it was submitted); otherwise claimed where it is, leaving
-      // its queue entry behind. If it lost the race, the next look sees why.
-      if (!pool_impl::run_if_newest_local(t)) execute(t, /*drop_ref=*/false);
-      continue;
-    }
+    // If it lost the race to claim it, the next look sees why; if it is pinned to another pool,
+    // this thread sleeps until that pool has run it.
+    if (help && phase == st_queued && run_inline(t)) continue;
     if (help && waits_for_antecedent(phase)) {
       // Sleep on the link of the chain that blocks it, so that this thread wakes (and helps)
       // when that link is queued, however deep it is.
       bool ran = false;
-      task_base* link = help_antecedents(t, ran);
+      std::uint32_t ls = 0;
+      task_base* multi = nullptr;
+      task_base* link = help_antecedents(t, ran, ls, &multi);
+      // Nothing to run along the chain: a link that waits for several inputs (when_all) may
+      // have another input that nobody has started.
+      if (multi != nullptr) {
+        if (!ran && multi->help_inputs()) ran = true;
+        napping = true;
+        if (multi != t) multi->release();
+      }
       if (link != nullptr && link != t) {
-        const std::uint32_t ls = link->state_.load(std::memory_order_acquire);
-        if (waits_for_antecedent(ls & st_phase_mask)) sleep_on(link, ls, nullptr, /*helper=*/true);
+        if (!ran && waits_for_antecedent(ls & st_phase_mask)) {
+          sleep_on(link, ls, napping ? take_nap() : nullptr, /*helper=*/true);
+        }
         link->release();
         continue;
       }
@@ -327,7 +370,7 @@ bool wait(task_base* t, const std::chrono::steady_clock::time_point* deadline) {
       const auto changed = [t, s] { return t->state_.load(std::memory_order_relaxed) != s; };
       if (spin_then_yield(changed, wait_spin_pauses, wait_spin_yields)) continue;
     }
-    sleep_on(t, s, deadline, help);
+    sleep_on(t, s, napping ? take_nap() : deadline, help);
   }
 }
 
@@ -389,10 +432,11 @@ void set_antecedent(task_base* t, task_base* a) noexcept {
   // release: a helper that reads it (retain_antecedent(), acquire) sees a's reference counted.
   // It had none, so no helper holds its lock bit.
   t->antecedent_.store(reinterpret_cast<std::uintptr_t>(a), std::memory_order_release);
-  // Wake waiters asleep on t with the old antecedent (or none), so they help along this one:
-  // the count changes the word they sleep on, so none can miss it. relaxed: the wake-up itself
-  // is the message; a waiter reloads the antecedent with acquire.
-  const std::uint32_t prior = t->state_.fetch_add(st_relinked, std::memory_order_relaxed);
+  // Wake helpers asleep on t with the old antecedent (or none), so they help along this one: the
+  // count changes the word they sleep on (every other transition keeps it), so none can miss
+  // it. release: pairs with the acquire loads of state_ in wait() and help_antecedents(), so a
+  // helper that sees the new count then reads this antecedent, not an older one or none.
+  const std::uint32_t prior = t->state_.fetch_add(st_relinked, std::memory_order_release);
   if ((prior & st_helpers) != 0) futex_wake_all(t->state_);
 }
 
@@ -402,8 +446,10 @@ bool set_phase(task_base* t, std::uint32_t from, std::uint32_t to) noexcept {
     if ((s & st_phase_mask) != from) return false;
     // acq_rel: the release publishes what the thread did before (a coroutine's frame, up to its
     // suspension) to the one that moves it on next, which acquires.
-  } while (!t->state_.compare_exchange_weak(s, to | (s & st_sleepers), std::memory_order_acq_rel,
-                                            std::memory_order_relaxed));
+    // The sleeper bits and the relink count stay: a count reset here would bring the word back
+    // to a value a helper read before (ABA), and it would sleep through the change.
+  } while (!t->state_.compare_exchange_weak(s, to | (s & ~st_phase_mask),
+                                            std::memory_order_acq_rel, std::memory_order_relaxed));
   if ((s & st_helpers) != 0) futex_wake_all(t->state_);  // the rest wait for the final phase
   return true;
 }
@@ -430,11 +476,12 @@ bool help_run(task_base* t) noexcept {
   if (pool_impl::current_worker_pool() == nullptr) return false;
   const std::uint32_t phase = t->phase();
   if (phase == st_queued) {
-    return pool_impl::run_if_newest_local(t) || execute(t, /*drop_ref=*/false);
+    return run_inline(t);
   }
   if (!waits_for_antecedent(phase)) return false;
   bool ran = false;
-  task_base* link = help_antecedents(t, ran);
+  std::uint32_t ls = 0;
+  task_base* link = help_antecedents(t, ran, ls);
   if (link != nullptr && link != t) link->release();
   return ran;
 }

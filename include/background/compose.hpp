@@ -66,34 +66,44 @@ T take_value(result_state<T>* s) {
   }
 }
 
-// Copies of the futures in `fs`, and their states.
+// The futures of `fs` (moved out of an rvalue container, copied otherwise), and their states.
 template <class R>
 auto collect(R&& fs) {
   using T = future_value_t<R>;
   std::vector<future<T>> held;
   held.reserve(std::ranges::size(fs));
-  for (auto&& f : fs) held.push_back(f);
+  constexpr bool owned = !std::is_lvalue_reference_v<R> && !std::ranges::borrowed_range<R> &&
+                         std::is_same_v<std::ranges::range_reference_t<R>, future<T>&>;
+  for (auto&& f : fs) {
+    if constexpr (owned) {
+      held.push_back(std::move(f));
+    } else {
+      held.push_back(f);
+    }
+  }
   std::vector<task_base*> states;
   states.reserve(held.size());
   for (const future<T>& f : held) states.push_back(future_access::state(f));
   return std::pair{std::move(held), std::move(states)};
 }
 
-template <class T>
+// `Values`: whether it delivers the values (when_all()) or only waits (wait_all()).
+template <class T, bool Values = true>
 class when_all_range_state final
-    : public join_state<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>> {
+    : public join_state<std::conditional_t<std::is_void_v<T> || !Values, void, std::vector<T>>> {
  public:
-  using result = std::conditional_t<std::is_void_v<T>, void, std::vector<T>>;
   when_all_range_state(std::vector<future<T>> held, std::vector<task_base*> states) noexcept
       : held_(std::move(held)), states_(std::move(states)) {}
 
  private:
   std::size_t count() const noexcept override { return states_.size(); }
-  task_base* input(std::size_t i) const noexcept override { return states_[i]; }
+  task_base* const* inputs() const noexcept override { return states_.data(); }
   std::uint32_t assemble() noexcept override {
-    const std::uint32_t phase = this->first_failure();
-    if (phase != st_ready) return phase;
-    if constexpr (std::is_void_v<T>) {
+    if constexpr (!Values) {
+      return st_ready;  // wait_all(): only that all are done
+    } else if (const std::uint32_t phase = this->first_failure(); phase != st_ready) {
+      return phase;
+    } else if constexpr (std::is_void_v<T>) {
       return st_ready;
     } else {
       return this->store([this] {
@@ -104,11 +114,6 @@ class when_all_range_state final
       });
     }
   }
-  void drop_inputs() noexcept override {
-    states_.clear();
-    std::vector<future<T>>().swap(held_);
-  }
-
   std::vector<future<T>> held_;
   std::vector<task_base*> states_;
 };
@@ -127,7 +132,7 @@ class when_all_tuple_state final : public join_state<std::tuple<value_or_monosta
 
  private:
   std::size_t count() const noexcept override { return sizeof...(Ts); }
-  task_base* input(std::size_t i) const noexcept override { return states_[i]; }
+  task_base* const* inputs() const noexcept override { return states_; }
   std::uint32_t assemble() noexcept override {
     const std::uint32_t phase = this->first_failure();
     if (phase != st_ready) return phase;
@@ -139,7 +144,6 @@ class when_all_tuple_state final : public join_state<std::tuple<value_or_monosta
           held_);
     });
   }
-  void drop_inputs() noexcept override { held_ = {}; }
 
   template <class T>
   static value_or_monostate<T> value_of(const future<T>& f) {
@@ -260,7 +264,8 @@ std::chrono::steady_clock::time_point deadline_after(
 // the other failed inputs stay with their own futures (reported to on_error() if nobody
 // observes them). The new future's continuations run on the pool of the input that finished
 // last; the futures of `fs` may come from any pools. An empty `fs` gives a future that is ready
-// at once. Throws std::future_error if one of `fs` is not valid().
+// at once. Throws std::future_error if one of `fs` is not valid(). The futures are copied from
+// `fs`, or moved out of it if it is an rvalue container (`when_all(std::move(fs))`).
 //
 // **Example**:
 //
@@ -269,7 +274,7 @@ template <class R>
   requires detail::future_range<R>
 auto when_all(R&& fs) {
   using T = detail::future_value_t<R>;
-  auto [held, states] = detail::collect(fs);
+  auto [held, states] = detail::collect(std::forward<R>(fs));
   return detail::start_join<detail::when_all_range_state<T>>(std::move(held), std::move(states));
 }
 
@@ -298,7 +303,7 @@ future<std::size_t> when_any(R&& fs) {
   if (std::ranges::size(fs) == 0) {
     throw std::invalid_argument("background::when_any: no futures to wait for");
   }
-  auto [held, states] = detail::collect(fs);
+  auto [held, states] = detail::collect(std::forward<R>(fs));
   return detail::future_access::adopt<std::size_t>(detail::make_any(states.data(), states.size()));
 }
 
@@ -309,7 +314,20 @@ future<std::size_t> when_any(R&& fs) {
 template <class R>
   requires detail::future_range<R>
 void wait_all(R&& fs) {
-  for (auto&& f : fs) f.wait();
+  bool all_done = true;
+  for (auto&& f : fs) {
+    if (!f.done()) {
+      all_done = false;
+      break;
+    }
+  }
+  if (all_done) return;
+  // A join of them, without their values: waiting for it on a worker runs any input that no
+  // worker has started, not only the first one not done.
+  auto [held, states] = detail::collect(std::forward<R>(fs));
+  using T = detail::future_value_t<R>;
+  detail::start_join<detail::when_all_range_state<T, false>>(std::move(held), std::move(states))
+      .wait();
 }
 
 // wait_all(fs, timeout)
@@ -374,7 +392,7 @@ template <class R>
   requires detail::future_range<R>
 auto as_completed(R&& fs) {
   using T = detail::future_value_t<R>;
-  auto [held, states] = detail::collect(fs);
+  auto [held, states] = detail::collect(std::forward<R>(fs));
   return detail::completed_range<T>(std::move(held), std::move(states), std::nullopt);
 }
 
@@ -388,7 +406,7 @@ template <class R, class Rep, class Period>
 auto as_completed(R&& fs, const std::chrono::duration<Rep, Period>& timeout) {
   using T = detail::future_value_t<R>;
   const auto deadline = detail::deadline_after(timeout);
-  auto [held, states] = detail::collect(fs);
+  auto [held, states] = detail::collect(std::forward<R>(fs));
   return detail::completed_range<T>(std::move(held), std::move(states), deadline);
 }
 

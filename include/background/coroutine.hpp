@@ -65,6 +65,10 @@ BACKGROUND_API void start_coroutine(std::coroutine_handle<> h, task_base* coro);
 BACKGROUND_API void resume_after(task_base* a, std::coroutine_handle<> h, task_base* coro);
 // Resumes `h` on a worker of pool `p`.
 BACKGROUND_API void resume_on_pool(const pool& p, std::coroutine_handle<> h, task_base* coro);
+// The end of a background coroutine: destroys its frame `h`, then finishes its state `coro` with
+// `phase` (see coro_promise_common::final_suspend()).
+BACKGROUND_API void finish_coroutine(std::coroutine_handle<> h, task_base* coro,
+                                     std::uint32_t phase) noexcept;
 // Whether this thread is a worker of `p`.
 BACKGROUND_API bool on_worker_of(const pool& p) noexcept;
 
@@ -107,11 +111,21 @@ class coro_promise_common : public coro_promise_base {
   };
   starter initial_suspend() const noexcept { return starter{state_}; }
 
-  // The body has ended: the future is finished here, then the frame is destroyed.
-  std::suspend_never final_suspend() const noexcept {
-    complete(state_, phase_, nullptr);
-    return {};
-  }
+  // The body has ended: the frame is destroyed first (the parameters and locals with it), then
+  // the future finished, so that whoever sees it done sees everything the coroutine owned gone,
+  // as for a task's callable.
+  struct finisher {
+    coro_state<T>* state;
+    std::uint32_t phase;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) const noexcept {
+      // Out of line, with its arguments by value: nothing of the frame, where this awaiter (and
+      // what a compiler spills of this function) lives, is read after it is destroyed.
+      finish_coroutine(h, state, phase);
+    }
+    void await_resume() const noexcept {}
+  };
+  finisher final_suspend() const noexcept { return finisher{state_, phase_}; }
   void unhandled_exception() noexcept {
     state_->error_ = std::current_exception();
     phase_ = st_failed;

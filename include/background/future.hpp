@@ -304,6 +304,7 @@ class then_future_state final : public result_state<U> {
 template <class U>
 future<U> attach_new(task_base* a, result_state<U>* c, std::uint64_t target_pool) {
   c->target_pool_ = target_pool;
+  c->pinned_ = target_pool != 0;  // then(p, f) runs on p, not inline on another pool's waiter
   a->retain();  // the continuation's reference to its antecedent, dropped when it finishes
   c->antecedent_.store(reinterpret_cast<std::uintptr_t>(static_cast<task_base*>(a)),
                        std::memory_order_relaxed);  // published by attach_continuation

@@ -195,7 +195,9 @@ class BACKGROUND_API pool {
   //
   // A snapshot of the pool's threads, busy workers, queued tasks and finished tasks by outcome
   // (see pool_stats). Cheap enough to poll: it reads counters that each worker keeps for
-  // itself, taking the pool's lock only to walk its worker list, never one that a task needs.
+  // itself, and holds the pool's lock only while it walks the worker list (the lock that a
+  // full queue's overflow and wait() take, not one a task's run takes). While the pool shuts
+  // down, its workers may already be uncounted in `threads`.
   pool_stats stats() const;
 
   // pool::map()

@@ -11,7 +11,8 @@
 
 namespace background::detail {
 
-// Queues `t` (in phase st_queued) on `p`, taking over one reference to it. With
+// Queues `t` (in phase st_queued, or st_pending: then made queued once its pool is set) on `p`,
+// taking over one reference to it. With
 // `with_callbacks`, the pool's callbacks registered so far will be called when it finishes.
 // Throws shutdown_error if `p` is being destroyed and the caller is not one of its tasks; then
 // the reference stays with the caller and nothing is queued.

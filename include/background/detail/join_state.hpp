@@ -9,6 +9,7 @@
 #ifndef BACKGROUND_DETAIL_JOIN_STATE_HPP
 #define BACKGROUND_DETAIL_JOIN_STATE_HPP
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -22,6 +23,20 @@
 
 namespace background::detail {
 
+// Where waiting workers look for inputs to run (help_some()), shared by the waiters of a state.
+struct help_cursors {
+  std::atomic<std::size_t> skip{0};   // inputs before it are running or done, for good
+  std::atomic<std::size_t> probe{0};  // the next window to look at further on
+};
+
+// For a waiting worker: runs one of `inputs` (n of them, from `from` on) that nobody has started,
+// or the queued task that one waits for; says whether it did. Inputs that are running or done
+// never need it again: cursors.skip moves past a prefix of them for good. From there it looks
+// at 64 inputs, and at 64 more further on, a different window each call: O(N) in all for the
+// prefix, a bounded look each time, and every input reached after at most N / 64 calls.
+BACKGROUND_API bool help_some(task_base* const* inputs, std::size_t n, std::size_t from,
+                              help_cursors& cursors) noexcept;
+
 // The state of when_all(): ready once every input is done. `R` is what it delivers.
 template <class R>
 class join_state : public result_state<R> {
@@ -34,6 +49,7 @@ class join_state : public result_state<R> {
 
   bool antecedent_done(task_base* a, std::uint32_t /*phase*/) noexcept override {
     ++cursor_;
+    help_from_.store(cursor_, std::memory_order_relaxed);
     advance(a);
     this->release();  // the continuation stack's reference
     return false;
@@ -42,15 +58,25 @@ class join_state : public result_state<R> {
   std::uint32_t invoke() noexcept override { return st_cancelled; }
   void drop_callable() noexcept override {}
 
+  // A waiting worker that found the input this state waits for running elsewhere runs a later
+  // input nobody has started: that one may be what the first is waiting for. The inputs live
+  // as long as this state.
+  bool waits_for_inputs() const noexcept override { return true; }
+  bool help_inputs() noexcept override {
+    // relaxed: a hint of where to start; any position is safe, since every input is alive.
+    const std::size_t from = help_from_.load(std::memory_order_relaxed);
+    return help_some(inputs(), count(), from, help_);
+  }
+
  protected:
   join_state() noexcept : result_state<R>(st_pending) {}
 
   virtual std::size_t count() const noexcept = 0;
-  virtual task_base* input(std::size_t i) const noexcept = 0;
+  // The inputs' states, count() of them.
+  virtual task_base* const* inputs() const noexcept = 0;
+  task_base* input(std::size_t i) const noexcept { return inputs()[i]; }
   // With every input done: stores the value, or error_, and returns the final phase.
   virtual std::uint32_t assemble() noexcept = 0;
-  // Drops the inputs, once assembled.
-  virtual void drop_inputs() noexcept = 0;
 
   // The first input, in input order, that failed or was cancelled: copies its exception to
   // error_ (it is observed: this state carries it on) and returns st_failed, or st_cancelled;
@@ -62,7 +88,8 @@ class join_state : public result_state<R> {
       if (phase == st_cancelled) return st_cancelled;
       if (phase == st_failed) {
         this->error_ = a->error_;
-        // relaxed: published by the release of this state's future of `a` (drop_inputs()).
+        // relaxed: published by the acq_rel releases of this state, the last of which drops
+        // its future of `a` (and any report of it) after this.
         a->observed_.store(true, std::memory_order_relaxed);
         return st_failed;
       }
@@ -87,16 +114,18 @@ class join_state : public result_state<R> {
         this->release();  // never the last: the caller holds one
       }
       ++cursor_;
+      help_from_.store(cursor_, std::memory_order_relaxed);
     }
     if (!set_phase(this, st_pending, st_running)) return;  // cancelled meanwhile
     // acquire: pairs with the release that finished each input (see above).
     if (from == nullptr && n != 0) this->pool_id_ = input(n - 1)->pool_id_;
     const std::uint32_t phase = assemble();
-    drop_inputs();
     complete(this, phase, from);
   }
 
   std::size_t cursor_ = 0;  // the input it waits for; moved on only by the thread that settles it
+  std::atomic<std::size_t> help_from_{0};  // cursor_, for help_inputs() on other threads
+  help_cursors help_;
 };
 
 // What a notify_node tells when its input finishes (when_any(), as_completed()).
@@ -127,13 +156,12 @@ class BACKGROUND_API completion_queue {
   // Throws std::bad_alloc.
   static completion_queue* make(task_base* const* inputs, std::size_t n);
   // The index of the next input to finish, blocking until there is one; with a deadline, throws
-  // timeout_error once it has passed. Untimed, on a pool worker, it runs inputs that are still
-  // queued while it waits, as future::wait() does. Call at most n times.
-  std::size_t next(const std::chrono::steady_clock::time_point* deadline);
-  void release() noexcept;
+  // timeout_error once it has passed. Untimed, on a pool worker, it runs inputs that nobody has
+  // started while it waits, as future::wait() does. Call at most n times, from one thread.
+  virtual std::size_t next(const std::chrono::steady_clock::time_point* deadline) = 0;
+  virtual void release() noexcept = 0;
 
  protected:
-  completion_queue() = default;
   ~completion_queue() = default;
 };
 

@@ -85,6 +85,12 @@ class task_base {
   }
   // Asks a running task to stop, if it takes a std::stop_token; otherwise does nothing.
   virtual void request_stop() noexcept {}
+  // For a task that waits for several inputs (when_all(), when_any()), called by a waiting
+  // worker that found nothing to run along its antecedent: runs one input that no worker has
+  // started (or what one waits for) on this thread, and says whether it did.
+  virtual bool help_inputs() noexcept { return false; }
+  // Whether it waits for several inputs (and so overrides help_inputs()).
+  virtual bool waits_for_inputs() const noexcept { return false; }
 
   // Task states come from per-thread caches of blocks (src/task_memory.cpp): a state is
   // usually allocated by the thread that submits and freed by a worker, which plain malloc
@@ -144,6 +150,9 @@ class task_base {
   // A continuation that runs whatever its antecedent's outcome, cancellation included (then()
   // with a callable that takes the future). Set before it is attached.
   bool runs_always_ = false;
+  // Runs only on a worker of its own pool, never inline on another pool's waiting worker
+  // (then(p, f), a coroutine's step after resume_on(p)). Set before it is queued.
+  bool pinned_ = false;
   // For a continuation: the id of the pool it must run on (then(p, f)), or 0 for its
   // antecedent's. Set before it is attached.
   std::uint64_t target_pool_ = 0;
