@@ -29,8 +29,8 @@ class notify_node final : public task_base {
   }
   ~notify_node() override { target_->release_target(); }
 
-  bool antecedent_done(task_base* a, std::uint32_t /*phase*/) noexcept override {
-    target_->notify(index_, a);
+  bool antecedent_done(task_base* /*a*/, std::uint32_t /*phase*/, pool_impl* p) noexcept override {
+    target_->notify(index_, p);
     release();  // the stack's reference: the last
     return false;
   }
@@ -52,13 +52,16 @@ class any_state final : public result_state<std::size_t>, public notify_target {
     for (task_base* t : inputs_) t->release_future();
   }
 
-  void notify(std::size_t index, const task_base* from) noexcept override {
+  void notify(std::size_t index, pool_impl* p) noexcept override {
     // relaxed: only which caller wins matters; complete() publishes the value.
     if (won_.exchange(true, std::memory_order_relaxed)) return;
     if (!set_phase(this, st_pending, st_running)) return;  // its future cancelled it
-    if (from == nullptr) pool_id_ = inputs_[index]->pool_id_;
+    // Done at the call: the winner's pool, unless it was cancelled (see join_state::advance()).
+    if (p == nullptr && inputs_[index]->phase() != st_cancelled) {
+      pool_id_ = inputs_[index]->pool_id_;
+    }
     const std::uint32_t phase = store([index] { return index; });
-    complete(this, phase, from);
+    complete(this, phase, p);
   }
   void retain_target() noexcept override { retain(); }
   void release_target() noexcept override { release(); }
@@ -87,7 +90,7 @@ class queue_impl final : public completion_queue, public notify_target {
     done_.reserve(n);  // so that notify() never allocates
   }
 
-  void notify(std::size_t index, const task_base* /*from*/) noexcept override {
+  void notify(std::size_t index, pool_impl* /*p*/) noexcept override {
     bool wake = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);

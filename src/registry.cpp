@@ -43,7 +43,8 @@ void submit_to_pool(std::uint64_t id, task_base* t) {
   std::lock_guard<std::mutex> lock(r.mutex);
   const auto it = r.pools.find(id);
   if (it == r.pools.end()) throw shutdown_error();
-  it->second->submit(t, /*with_callbacks=*/false, /*internal=*/false);
+  // A continuation cancelled meanwhile is not queued: its reference is ours to drop.
+  if (!it->second->submit(t, /*with_callbacks=*/false, /*internal=*/false)) t->release();
 }
 
 }  // namespace background::detail

@@ -16,8 +16,9 @@ std::uint64_t register_pool(pool_impl* p);
 // Removes the pool `id`: from then on submit_to_pool() no longer finds it. Blocks while a
 // submit_to_pool() to it is under way.
 void unregister_pool(std::uint64_t id) noexcept;
-// Submits `t` (st_queued) to the pool `id` as detail::submit does; throws shutdown_error if
-// that pool is gone.
+// Submits `t` (st_queued, or a pending continuation) to the pool `id` as detail::submit does,
+// taking over one reference (dropped at once if the continuation was cancelled meanwhile);
+// throws shutdown_error if that pool is gone, and the reference stays with the caller.
 void submit_to_pool(std::uint64_t id, task_base* t);
 
 }  // namespace background::detail

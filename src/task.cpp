@@ -101,8 +101,9 @@ void schedule(task_base* c, pool_impl* p, std::uint64_t id, std::uint32_t phase)
 // task_done() means that once pool::wait() returns, finished tasks have been reported and, if
 // their futures are gone, freed. `is_task`: counted in `p`'s stats (not so a when_all()'s future
 // or a coroutine's, which are finished by complete()).
-void settle(task_base* t, pool_impl* p, std::uint32_t phase, bool counted, bool drop_ref,
-            bool is_task = true) noexcept {
+// `id`: the pool whose id its continuations inherit when `p` is null (0: the default pool).
+void settle(task_base* t, pool_impl* p, std::uint64_t id, std::uint32_t phase, bool counted,
+            bool drop_ref, bool is_task = true) noexcept {
   // acq_rel: the acquire pairs with the release CAS in attach_continuation() and relink(), so
   // each pushed continuation's fields are visible; the release lets a later attach see the mark
   // after the final phase.
@@ -117,8 +118,8 @@ void settle(task_base* t, pool_impl* p, std::uint32_t phase, bool counted, bool 
   while (in_order != nullptr) {
     task_base* c = in_order;
     in_order = c->next_;                          // read first: c may push itself elsewhere at once
-    if (!c->antecedent_done(t, phase)) continue;  // it took itself (and the reference) over
-    schedule(c, p, p != nullptr ? p->id : t->pool_id_, phase);
+    if (!c->antecedent_done(t, phase, p)) continue;  // it took itself (and the reference) over
+    schedule(c, p, p != nullptr ? p->id : id, phase);
   }
   if (p != nullptr && is_task) {
     p->run_callbacks(*t, phase);
@@ -196,7 +197,7 @@ void run_claimed(task_base* t, bool drop_ref, bool caller_counts) noexcept {
   // with acquire (done(), wait(), phase()); seq_cst for the report, see release_future().
   const std::uint32_t prior = t->state_.exchange(phase, std::memory_order_seq_cst);
   if ((prior & st_sleepers) != 0) futex_wake_all(t->state_);
-  settle(t, p, phase, /*counted=*/!caller_counts, drop_ref);
+  settle(t, p, p->id, phase, /*counted=*/!caller_counts, drop_ref);
   running_frames() = frame.outer;
   if (frame.holds_pool_ref) p->release();  // the pool was destroyed from inside this task
 }
@@ -216,7 +217,9 @@ bool cancel(task_base* t) noexcept {
   if (phase == st_pending) {  // never counted by a pool: only its continuations to cancel
     t->drop_callable();
     drop_antecedent(t);
-    settle(t, nullptr, st_cancelled, /*counted=*/false, /*drop_ref=*/false);
+    // Not its pool_ or pool_id_: a submit() that lost the race to this cancel may be writing
+    // them. Its continuations that run whatever the outcome go to the default pool.
+    settle(t, nullptr, 0, st_cancelled, /*counted=*/false, /*drop_ref=*/false);
     return true;
   }
   // The rest runs in a frame of the task's pool, as on a worker: destroying the callable (or
@@ -227,7 +230,7 @@ bool cancel(task_base* t) noexcept {
   running_frames() = &frame;
   t->drop_callable();
   drop_antecedent(t);
-  settle(t, p, st_cancelled, /*counted=*/true, /*drop_ref=*/false);
+  settle(t, p, p->id, st_cancelled, /*counted=*/true, /*drop_ref=*/false);
   running_frames() = frame.outer;
   if (frame.holds_pool_ref) p->release();
   return true;
@@ -238,7 +241,7 @@ namespace {
 // Runs the queued task `t` on this waiting worker, as wait() does: taken back from its own deque
 // if it is still there (the usual case for a task waited for right after it was submitted),
 // otherwise claimed where it is, leaving its queue entry behind. A task pinned to its pool
-// (then(p, f), a coroutine's step after resume_on(p)) runs only on a worker of that pool, and
+// (a coroutine's step after resume_on(p)) runs only on a worker of that pool, and
 // one whose pool's shutdown(cancel_pending) has started is cancelled instead. Returns whether it
 // made progress (ran or cancelled it); false also if another thread claimed it first.
 bool run_inline(task_base* t) noexcept {
@@ -275,7 +278,16 @@ task_base* help_antecedents(task_base* c, bool& ran, std::uint32_t& link_state,
     link_state = link->state_.load(std::memory_order_acquire);
     task_base* a = retain_antecedent(link);
     if (a == nullptr) return link;  // it just lost its antecedent: it is about to change
-    const std::uint32_t phase = a->phase();
+    // acquire: a final phase comes with the task's result; a queued one with its pool_.
+    const std::uint32_t as = a->state_.load(std::memory_order_acquire);
+    const std::uint32_t phase = as & st_phase_mask;
+    if (phase == st_running && a->is_coroutine()) {
+      // A coroutine running elsewhere may suspend next on work that only this thread can run:
+      // sleep on it, as a helper, to hear of that, rather than on the link that waits for it.
+      if (link != c) link->release();
+      link_state = as;
+      return a;
+    }
     if (waits_for_antecedent(phase)) {
       if (link != c) link->release();
       link = a;
@@ -350,7 +362,9 @@ bool wait(task_base* t, const std::chrono::steady_clock::time_point* deadline) {
         if (multi != t) multi->release();
       }
       if (link != nullptr && link != t) {
-        if (!ran && waits_for_antecedent(ls & st_phase_mask)) {
+        // A link that waits for its antecedent, or a running coroutine (see above).
+        const std::uint32_t lp = ls & st_phase_mask;
+        if (!ran && (waits_for_antecedent(lp) || lp == st_running)) {
           sleep_on(link, ls, napping ? take_nap() : nullptr, /*helper=*/true);
         }
         link->release();
@@ -454,11 +468,8 @@ bool set_phase(task_base* t, std::uint32_t from, std::uint32_t to) noexcept {
   return true;
 }
 
-void complete(task_base* t, std::uint32_t phase, const task_base* from) noexcept {
-  pool_impl* p = nullptr;
-  if (from != nullptr) {
-    p = from->pool_;
-  } else if (running_frames() != nullptr) {
+void complete(task_base* t, std::uint32_t phase, pool_impl* p) noexcept {
+  if (p == nullptr && running_frames() != nullptr) {
     p = running_frames()->pool;  // alive while its task runs on this thread
   }
   if (p != nullptr) {
@@ -469,7 +480,7 @@ void complete(task_base* t, std::uint32_t phase, const task_base* from) noexcept
   // As in run_claimed(): release for the value, seq_cst for the report.
   const std::uint32_t prior = t->state_.exchange(phase, std::memory_order_seq_cst);
   if ((prior & st_sleepers) != 0) futex_wake_all(t->state_);
-  settle(t, p, phase, /*counted=*/false, /*drop_ref=*/false, /*is_task=*/false);
+  settle(t, p, t->pool_id_, phase, /*counted=*/false, /*drop_ref=*/false, /*is_task=*/false);
 }
 
 bool help_run(task_base* t) noexcept {

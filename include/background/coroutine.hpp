@@ -50,6 +50,7 @@ class coro_state final : public result_state<T> {
   coro_state() noexcept : result_state<T>(st_pending) {}
   std::uint32_t invoke() noexcept override { return st_cancelled; }  // never queued
   void drop_callable() noexcept override {}
+  bool is_coroutine() const noexcept override { return true; }
   template <class Body>
   std::uint32_t set(Body&& body) noexcept {
     return this->store(std::forward<Body>(body));

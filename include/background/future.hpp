@@ -232,9 +232,12 @@ class future {
 
   // future::then(pool&, f)
   //
-  // As then(f), but the continuation runs on `p`. If `p` is shut down or gone by the time this
-  // task finishes, the continuation is cancelled; if this task has already finished, then()
-  // throws shutdown_error instead, as submitting to `p` would.
+  // As then(f), but the continuation is queued on `p`, and runs on one of its workers, unless a
+  // worker of another pool that waits for it runs it first, as it would any task it waits for
+  // (which is what keeps two pools of one worker each, waiting for each other's continuations,
+  // from deadlocking). If `p` is shut down or gone by the time this task finishes, the
+  // continuation is cancelled; if this task has already finished, then() throws shutdown_error
+  // instead, as submitting to `p` would.
   template <class F>
   auto then(pool& p, F&& f) const& {
     return detail::make_continuation<false>(&state(), std::forward<F>(f), detail::pool_id_of(p));
@@ -304,7 +307,6 @@ class then_future_state final : public result_state<U> {
 template <class U>
 future<U> attach_new(task_base* a, result_state<U>* c, std::uint64_t target_pool) {
   c->target_pool_ = target_pool;
-  c->pinned_ = target_pool != 0;  // then(p, f) runs on p, not inline on another pool's waiter
   a->retain();  // the continuation's reference to its antecedent, dropped when it finishes
   c->antecedent_.store(reinterpret_cast<std::uintptr_t>(static_cast<task_base*>(a)),
                        std::memory_order_relaxed);  // published by attach_continuation

@@ -78,12 +78,20 @@ struct map_block {
   using iterator = std::ranges::iterator_t<In>;
 
   map_block(Fn f, In in) : fn(std::move(f)), inputs(std::move(in)) {}
+  map_block(const map_block&) = delete;
+  map_block& operator=(const map_block&) = delete;
+  // The first exception, if take() never ran (the result's future was cancelled, or a chunk
+  // was, by shutdown(cancel_pending)), goes to the handler: nothing else will see it.
+  ~map_block() {
+    if (error && !taken) report_unobserved(error);
+  }
 
   Fn fn;
   In inputs;
   std::conditional_t<std::is_void_v<R>, char, map_storage<R>> out{};
   std::atomic<bool> failed{false};
   std::exception_ptr error;  // the first exception; read after every chunk is done
+  bool taken = false;        // take() has run: `error`, if any, went to the result
 
   // Runs the calls of one chunk: elements [index, index + count), from `it`.
   void run(iterator it, std::size_t index, std::size_t count) noexcept {
@@ -111,6 +119,7 @@ struct map_block {
 
   // The results, once every chunk is done.
   auto take() {
+    taken = true;
     if (error) std::rethrow_exception(error);
     if constexpr (std::is_void_v<R>) {
       return;

@@ -58,11 +58,11 @@ BACKGROUND_API bool set_phase(task_base* t, std::uint32_t from, std::uint32_t to
 
 // Finishes `t`, which this thread has claimed (st_running), with the final `phase`; its value or
 // error_ is stored. Drops its antecedent, publishes the phase, wakes its waiters and schedules
-// its continuations on the pool of `from`: a task that is running or being settled on this
-// thread, so that its pool is alive. With `from` null, the pool of the task this thread is
-// running, if any; otherwise they go to the pool whose id the caller put in `t`'s pool_id_ (or
-// the default pool for 0). Reports its exception if nothing can observe it.
-BACKGROUND_API void complete(task_base* t, std::uint32_t phase, const task_base* from) noexcept;
+// its continuations on `p`: a pool that is alive while this runs (the one whose task this
+// thread settles). With `p` null, the pool of the task this thread is running, if any;
+// otherwise the pool whose id the caller put in `t`'s pool_id_ (the default pool for 0).
+// Reports its exception if nothing can observe it.
+BACKGROUND_API void complete(task_base* t, std::uint32_t phase, pool_impl* p) noexcept;
 
 // On a pool worker, runs `t` on this thread if it is queued, or the queued task at the head of
 // its chain of antecedents if it waits for one, as an untimed wait() would; returns whether it

@@ -47,10 +47,10 @@ class join_state : public result_state<R> {
   // thread that made it, which holds a future of it.
   void start() noexcept { advance(nullptr); }
 
-  bool antecedent_done(task_base* a, std::uint32_t /*phase*/) noexcept override {
+  bool antecedent_done(task_base* /*a*/, std::uint32_t /*phase*/, pool_impl* p) noexcept override {
     ++cursor_;
     help_from_.store(cursor_, std::memory_order_relaxed);
-    advance(a);
+    advance(p);
     this->release();  // the continuation stack's reference
     return false;
   }
@@ -98,9 +98,9 @@ class join_state : public result_state<R> {
   }
 
  private:
-  // Attaches to the first input not done from cursor_ on, or finishes. `from`: the input being
-  // settled on this thread, whose pool is alive, or null (at the call).
-  void advance(const task_base* from) noexcept {
+  // Attaches to the first input not done from cursor_ on, or finishes. `p`: the pool of the input
+  // being settled on this thread, alive meanwhile, or null (at the call).
+  void advance(pool_impl* p) noexcept {
     const std::size_t n = count();
     while (cursor_ < n) {
       if (this->phase() == st_cancelled) return;  // cancelled by its future: stop following
@@ -117,10 +117,17 @@ class join_state : public result_state<R> {
       help_from_.store(cursor_, std::memory_order_relaxed);
     }
     if (!set_phase(this, st_pending, st_running)) return;  // cancelled meanwhile
-    // acquire: pairs with the release that finished each input (see above).
-    if (from == nullptr && n != 0) this->pool_id_ = input(n - 1)->pool_id_;
+    // All were done at the call: its continuations go to the pool of the last input that ran
+    // (a cancelled one may never have had a pool, or be having it written by a submit() that
+    // lost to the cancel). acquire: pairs with the release that finished each input (above).
+    for (std::size_t i = n; p == nullptr && i-- > 0;) {
+      if (input(i)->phase() != st_cancelled) {
+        this->pool_id_ = input(i)->pool_id_;
+        break;
+      }
+    }
     const std::uint32_t phase = assemble();
-    complete(this, phase, from);
+    complete(this, phase, p);
   }
 
   std::size_t cursor_ = 0;  // the input it waits for; moved on only by the thread that settles it
@@ -131,7 +138,8 @@ class join_state : public result_state<R> {
 // What a notify_node tells when its input finishes (when_any(), as_completed()).
 class notify_target {
  public:
-  virtual void notify(std::size_t index, const task_base* from) noexcept = 0;
+  // `p`: the pool of the input that finished, alive meanwhile, or null (done at the call).
+  virtual void notify(std::size_t index, pool_impl* p) noexcept = 0;
   virtual void retain_target() noexcept = 0;
   virtual void release_target() noexcept = 0;
 

@@ -74,13 +74,15 @@ class task_base {
   // Destroys the callable without running it (cancellation).
   virtual void drop_callable() noexcept = 0;
   // Called, instead of scheduling this task, by the thread that settles the antecedent `a` it
-  // was attached to (see settle() in the core), with `a`'s final phase. Returns true to have it
-  // scheduled as usual (or cancelled with a cancelled `a`); false if it took care of itself
-  // (attached itself to another antecedent, or finished), having taken over the continuation
-  // stack's reference. Composition and coroutines override it.
-  virtual bool antecedent_done(task_base* a, std::uint32_t phase) noexcept {
+  // was attached to (see settle() in the core), with `a`'s final phase and the pool that `a`
+  // ran on (alive meanwhile; null for a task cancelled before it was queued). Returns true to
+  // have it scheduled as usual (or cancelled with a cancelled `a`); false if it took care of
+  // itself (attached itself to another antecedent, or finished), having taken over the
+  // continuation stack's reference. Composition and coroutines override it.
+  virtual bool antecedent_done(task_base* a, std::uint32_t phase, pool_impl* p) noexcept {
     (void)a;
     (void)phase;
+    (void)p;
     return true;
   }
   // Asks a running task to stop, if it takes a std::stop_token; otherwise does nothing.
@@ -91,6 +93,9 @@ class task_base {
   virtual bool help_inputs() noexcept { return false; }
   // Whether it waits for several inputs (and so overrides help_inputs()).
   virtual bool waits_for_inputs() const noexcept { return false; }
+  // Whether it is a coroutine's state: running, it may suspend on a new antecedent, which a
+  // waiting worker must then help along (it sleeps on it rather than on what waits for it).
+  virtual bool is_coroutine() const noexcept { return false; }
 
   // Task states come from per-thread caches of blocks (src/task_memory.cpp): a state is
   // usually allocated by the thread that submits and freed by a worker, which plain malloc
@@ -150,8 +155,8 @@ class task_base {
   // A continuation that runs whatever its antecedent's outcome, cancellation included (then()
   // with a callable that takes the future). Set before it is attached.
   bool runs_always_ = false;
-  // Runs only on a worker of its own pool, never inline on another pool's waiting worker
-  // (then(p, f), a coroutine's step after resume_on(p)). Set before it is queued.
+  // Runs only on a worker of its own pool, never inline on another pool's waiting worker (a
+  // coroutine's step after resume_on(p)). Set before it is queued.
   bool pinned_ = false;
   // For a continuation: the id of the pool it must run on (then(p, f)), or 0 for its
   // antecedent's. Set before it is attached.
