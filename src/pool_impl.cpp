@@ -99,8 +99,7 @@ bool pool_impl::inside(const pool_impl* p) noexcept {
 pool_impl::pool_impl(pool_options options, pool* owner)
     : id(register_pool(this)), options_(std::move(options)), owner_(owner) {}
 
-void pool_impl::create(std::size_t threads, pool_options options, pool* owner,
-                       pool_impl*& impl) {
+void pool_impl::create(std::size_t threads, pool_options options, pool* owner, pool_impl*& impl) {
   check_size(threads);
   auto* p = new pool_impl(std::move(options), owner);
   impl = p;
@@ -544,8 +543,8 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
       // Claimed for this thread, it keeps the waiter bit, for the final exchange to wake them.
       // The relink count and the waiter bit stay; so do the helpers' bit if this thread runs it.
       const std::uint32_t keep = s & ~st_phase_mask & (stopped ? ~0U : ~st_helpers);
-      if (t->state_.compare_exchange_weak(s, next | keep,
-                                          std::memory_order_release, std::memory_order_relaxed)) {
+      if (t->state_.compare_exchange_weak(s, next | keep, std::memory_order_release,
+                                          std::memory_order_relaxed)) {
         break;
       }
     }

@@ -117,7 +117,7 @@ void settle(task_base* t, pool_impl* p, std::uint64_t id, std::uint32_t phase, b
   }
   while (in_order != nullptr) {
     task_base* c = in_order;
-    in_order = c->next_;                          // read first: c may push itself elsewhere at once
+    in_order = c->next_;  // read first: c may push itself elsewhere at once
     if (!c->antecedent_done(t, phase, p)) continue;  // it took itself (and the reference) over
     schedule(c, p, p != nullptr ? p->id : id, phase);
   }
@@ -462,8 +462,8 @@ bool set_phase(task_base* t, std::uint32_t from, std::uint32_t to) noexcept {
     // suspension) to the one that moves it on next, which acquires.
     // The sleeper bits and the relink count stay: a count reset here would bring the word back
     // to a value a helper read before (ABA), and it would sleep through the change.
-  } while (!t->state_.compare_exchange_weak(s, to | (s & ~st_phase_mask),
-                                            std::memory_order_acq_rel, std::memory_order_relaxed));
+  } while (!t->state_.compare_exchange_weak(s, to | (s & ~st_phase_mask), std::memory_order_acq_rel,
+                                            std::memory_order_relaxed));
   if ((s & st_helpers) != 0) futex_wake_all(t->state_);  // the rest wait for the final phase
   return true;
 }
