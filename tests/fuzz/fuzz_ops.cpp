@@ -7,9 +7,11 @@
 // idle and background::n back to 2.
 //
 // Input format. Byte 0 sets the pools' sizes: pool k (0..2) has 1 + ((b >> 2k) & 3) threads,
-// and is made on first use. Then come up to 256 operations: an opcode byte, taken modulo 12, and
-// one or two argument bytes `a` and `s`. A missing byte reads as 0, so every input is valid.
-// Pool index 3 is the default pool. Eight slots keep a future each (and a "shadow" copy of it).
+// and is made on first use. Then come up to 256 operations: an opcode byte b (op b % 12 for
+// b < 192, op 12 + (b - 192) % 8 from 192 up), and one or two argument bytes `a` and `s`. A
+// missing byte reads as 0, so every input is valid. Pool index 3 is the default pool. Eight
+// slots keep a future each (and a "shadow" copy of it); a slot mask `m` selects the slots whose
+// bit is set, in slot order, and ignores the empty ones.
 //
 //   op  what                 arguments
 //   0   submit a task        a: pool a&3, task kind (a>>2)&7, slot a>>5; s: seed (the kind's
@@ -36,13 +38,36 @@
 //                            wait_until(a past time), wait_for(1 us)
 //   10  copy a slot          a: slot a&7 keeps a shadow copy of its future (never observed)
 //   11  pause                a: the fuzzer's thread sleeps a%32 us
+//   12  when_all()           m: slots; s: (s>>2)%3 get(), std::move().get(), exception(); s&2
+//                            cancels its future first; s&1 keeps the slots (else it takes them:
+//                            they are emptied)
+//   13  when_any()           m: slots (none: it must throw std::invalid_argument); s&1 keeps the
+//                            slots; s&2 cancels its future first; then get()
+//   14  as_completed()       m: slots; s&2: with a timeout of (s>>2)%64 us; s&1 keeps the slots
+//                            (else each yielded future is observed and the slots emptied)
+//   15  stop-token task      a: pool a&3, a&4 throws once stopped; s: waits up to s%64 us for it
+//                            to start, then cancel()s it (removed if queued, stop requested if
+//                            running) and observes it with mode (s>>6)%3
+//   16  shut a pool down     a: pool a%3, (a>>2)&1 with cancel_pending (then (a>>3)&1 first
+//                            starts a stop-token task there, which the shutdown stops); the
+//                            pool is then destroyed, and made again on next use
+//   17  map() / for_each()   a: pool a&3, 1 + (a>>2)%8 elements, a&0x20 for_each(), a&0x40 a
+//                            second throwing element, a&0x80 cancel()s its future at once; s:
+//                            chunk 1 + s%8, element (s>>3)%16 throws (if there is one), mode
+//                            (s>>7) get() or exception()
+//   18  coroutine            a: slot a&7 (taken: emptied), (a>>3)&1 co_awaits resume_on(pool
+//                            (a>>4)&3) first, (a>>6)&1 co_awaits the rvalue, (a>>7) throws its
+//                            own exception at the end; then get() of its future
+//   19  timed waits on many  m: slots; s: wait_all(fs, (s%64) us), wait_any(fs, (s%64) us),
+//                            then, if s&0x40, wait_any(fs) and wait_all(fs)
 //
 // Task kinds: 0 returns a value; 1 throws a std exception; 2 throws a non-std type; 3 sleeps
 // s%32 us; 4 submits one or two nested tasks (to its own pool or the default pool, maybe with a
 // then()) and get()s them; 5 resizes its own pool to 1..8; 6 calls its own pool's wait(), which
 // must throw std::logic_error; 7 submits a nested task and drops its future. Nesting stops at
 // depth 2. Continuation kinds: 0 value, 1 std exception, 2 non-std exception, 3 nested tasks.
-// Every task and continuation returns (or throws) its own id and holds a counted live object.
+// Every task and continuation returns (or throws) its own id and holds a counted live object;
+// so do stop-token tasks, map() elements (f(x) = 3x + 1 for an element's id x) and coroutines.
 //
 // Invariants checked (the rules of tests/stress/stress_mix.cpp, made exact where the input is
 // known):
@@ -61,6 +86,20 @@
 //   shutdown_error unless it was cancelled; a pool's first callback ran once per submission;
 // - wait_for()/wait_until() with a past deadline return done(); wait() from a pool's own task
 //   throws std::logic_error;
+// - when_all()'s value is its inputs' values in order, or the exception (or `cancelled`) of the
+//   first failed input in input order, once every input is done; when_any()'s index is of a done
+//   input; as_completed() yields each input once, each done (a timeout only when timed);
+//   wait_all()/wait_any() with a timeout report only done inputs;
+// - a stop-token task runs until stopped: cancel() removes it if queued, else requests stop;
+//   shutdown(cancel_pending) cancels what has not started (tasks of that pool may then be
+//   cancelled with no cancel()) and stops running stop-token tasks; a plain shutdown() cancels
+//   nothing; afterwards submissions throw shutdown_error and stats() show no thread, no busy
+//   worker, nothing queued;
+// - map()'s results are f(x) in order, each element called once, or it fails with one of its
+//   throwing elements' exceptions, each reported exactly once in all; each chunk is one
+//   submission (its pool's callbacks see it);
+// - a coroutine sees its awaited future's value or exception (counted as an observation), and
+//   returns its own value or exception;
 // - once the pools are destroyed, the default pool is idle and every future is dropped, no
 //   object that a task captured or returned is alive.
 //
@@ -75,9 +114,12 @@
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "background/background.hpp"
 
@@ -120,6 +162,12 @@ struct node_record {
   std::atomic<long> chain_{0};          // the root's id
   std::atomic<int> fanouts_{0};         // on a root: second then()s on one future in its chain
   std::atomic<bool> chain_cancelled_{false};  // on a root: a cancel() in its chain succeeded
+  std::atomic<int> pool_{0};                  // the pool it runs on (3: the default pool)
+  std::atomic<unsigned> generation_{0};       // ... and that pool's generation
+  std::atomic<bool> looper_{false};           // a stop-token task
+  std::atomic<bool> saw_stop_{false};         // ... that saw its stop request
+  std::atomic<bool> element_{false};          // a map() element (x with f(x) = 3x + 1)
+  std::atomic<bool> plan_throw_{false};       // ... that throws
 };
 
 // Everything that outlives one input: the records, the counters that the permanent callbacks
@@ -136,6 +184,9 @@ struct fuzz_state {
   std::atomic<long> default_submissions_{0};
   std::atomic<long> default_callback_calls_{0};
   std::atomic<int> default_callback_mode_{0};
+  // The generations (bit g % 256) of each own pool that were shut down with cancel_pending:
+  // set before the shutdown starts, read by observers on any thread.
+  std::atomic<std::uint64_t> cancel_shut_[3][4] = {};
 };
 
 // Never destroyed: the default pool's callbacks and the handler use it until the process ends.
@@ -220,6 +271,10 @@ long new_node(long parent) {
   node_record& n = record(id);
   n.parent_ = parent;
   n.chain_ = parent == 0 ? id : record(parent).chain_.load();
+  if (parent != 0) {  // a continuation runs on its antecedent's pool
+    n.pool_ = record(parent).pool_.load();
+    n.generation_ = record(parent).generation_.load();
+  }
   return id;
 }
 
@@ -277,14 +332,29 @@ class choices {
   std::uint32_t x_;
 };
 
-// A pool a task may submit to, with the counter of submissions its first callback checks.
+// A pool a task may submit to, with the counter of submissions its first callback checks, its
+// index (3: the default pool) and its generation.
 struct pool_ref {
   bg::pool* pool_ = nullptr;
   std::atomic<long>* submissions_ = nullptr;
   bool default_ = false;
+  int index_ = default_index;
+  unsigned generation_ = 0;
 };
 
-pool_ref default_ref() { return pool_ref{&bg::default_pool(), &state->default_submissions_, true}; }
+pool_ref default_ref() {
+  return pool_ref{&bg::default_pool(), &state->default_submissions_, true, default_index, 0};
+}
+
+// Whether the pool that `node` runs on was shut down with cancel_pending (or is being): then
+// it may be cancelled with no cancel() of its own.
+bool pool_cancel_shut(long node) {
+  const node_record& n = record(node);
+  const int k = n.pool_;
+  if (k < 0 || k >= pool_count) return false;
+  const unsigned g = n.generation_ % 256;
+  return ((state->cancel_shut_[k][g / 64].load() >> (g % 64)) & 1) != 0;
+}
 
 bg::future<result> submit(pool_ref target, long node, int kind, std::uint32_t seed, int depth,
                           bool via_task);
@@ -300,6 +370,8 @@ void check_value(const result& r, long node) {
 
 // Waits for `f` with get() (mode 0), std::move(f).get() (1) or exception() (2), checks its
 // outcome and counts the observation of its exception. `leaf` is the node that made `f`.
+void seen_exception(const std::exception_ptr& e, long leaf);
+
 void observe(bg::future<result>& f, long leaf, int mode) {
   std::exception_ptr e;
   if (mode == 2) {
@@ -321,12 +393,20 @@ void observe(bg::future<result>& f, long leaf, int mode) {
       e = std::current_exception();
     }
   }
+  seen_exception(e, leaf);
+}
+
+// Checks the exception (or `cancelled`) that the future of `leaf` gave an observer, and counts
+// the observation.
+void seen_exception(const std::exception_ptr& e, long leaf) {
   std::uint32_t input = 0;
   const long id = exception_id(e, input);
   const node_record& n = record(leaf);
   if (id == 0) {
     check(n.ran_ == 0, "a cancelled task did not run", "node %ld", leaf);
-    check(record(n.chain_).chain_cancelled_, "a task is cancelled only if a cancel() succeeded",
+    check(record(n.chain_).chain_cancelled_ || pool_cancel_shut(leaf),
+          "a task is cancelled only if a cancel() succeeded or its pool was shut down with "
+          "cancel_pending",
           "node %ld of chain %ld", leaf, n.chain_.load());
     return;
   }
@@ -432,6 +512,8 @@ result continuation_body(const result& r, pool_ref self, long node, int kind, st
 
 bg::future<result> submit(pool_ref target, long node, int kind, std::uint32_t seed, int depth,
                           bool via_task) {
+  record(node).pool_ = target.index_;
+  record(node).generation_ = target.generation_;
   bg::future<result> f;
   if (via_task) {
     auto fn = [target, node, kind, depth, l = live_object{}](std::uint32_t s) {
@@ -473,6 +555,96 @@ bg::future<result> add_then(pool_ref self, bg::future<result>& f, long& leaf, in
   return next;
 }
 
+// Op 15: a task that runs until stopped (its first parameter is a std::stop_token), then
+// returns its id or throws it.
+result looper_body(std::stop_token st, long node, bool throws) {
+  const int ran = record(node).ran_.fetch_add(1);
+  check(ran == 0, "a task body runs at most once", "stop-token task %ld ran twice", node);
+  while (!st.stop_requested()) std::this_thread::sleep_for(std::chrono::microseconds(5));
+  record(node).saw_stop_ = true;
+  if (throws) throw_for(node, true);
+  record(node).succeeded_ = true;
+  return result{live_object{}, node};
+}
+
+bg::future<result> submit_looper(pool_ref target, long node, bool throws) {
+  record(node).pool_ = target.index_;
+  record(node).generation_ = target.generation_;
+  record(node).looper_ = true;
+  auto fn = [throws, l = live_object{}](std::stop_token st, long id) {
+    return looper_body(std::move(st), id, throws);
+  };
+  bg::future<result> f = target.pool_->run(fn, node);  // a stop token first, then an argument
+  record(node).submitted_ = true;
+  target.submissions_->fetch_add(1);
+  return f;
+}
+
+// Op 17: f(x) for a map() element x.
+long element_call(long x) {
+  node_record& n = record(x);
+  const int ran = n.ran_.fetch_add(1);
+  check(ran == 0, "map() calls f once per element", "element %ld called twice", x);
+  if (n.plan_throw_) throw_for(x, (x & 1) != 0);
+  n.succeeded_ = true;
+  return 3 * x + 1;
+}
+
+// The outcome of a finished future, read without observing it: -1 a value, 0 cancelled, else
+// its exception's id.
+template <class T>
+long peek_outcome(const bg::future<T>& f) {
+  auto* s = bg::detail::future_access::state(f);
+  std::uint32_t input = 0;
+  switch (s->phase()) {
+    case bg::detail::st_failed:
+      return exception_id(s->error_, input);
+    case bg::detail::st_cancelled:
+      return 0;
+    default:
+      return -1;
+  }
+}
+
+// clang 14 cannot compile a coroutine with this target's flags (-fsanitize=fuzzer-no-link with
+// UBSan's -fsanitize=function: "error: Cannot represent a difference across sections"), so that
+// one check is off for the coroutine.
+#if defined(__clang__)
+#define FUZZ_NO_SANITIZE_FUNCTION [[clang::no_sanitize("function")]]
+#else
+#define FUZZ_NO_SANITIZE_FUNCTION
+#endif
+
+// Op 18: a coroutine (its body runs on the default pool) that maybe moves itself onto a pool,
+// co_awaits `awaited` (the future of `leaf`), and returns its own id or throws it. Nothing is
+// written inside a co_await expression but the awaited object (a g++ 12 bug).
+FUZZ_NO_SANITIZE_FUNCTION bg::future<result> fuzz_coroutine(bg::future<result> awaited, long leaf,
+                                                            long id, pool_ref hop, int mode,
+                                                            live_object keep) {
+  const int ran = record(id).ran_.fetch_add(1);
+  check(ran == 0, "a coroutine's body starts once", "coroutine %ld", id);
+  if ((mode & 1) != 0) {
+    const bg::resume_on there(*hop.pool_);
+    co_await there;
+    check(bg::this_pool() != nullptr, "after resume_on(), a coroutine runs on a pool", "%ld", id);
+  }
+  try {
+    if ((mode & 2) != 0) {
+      const result r = co_await std::move(awaited);
+      check_value(r, leaf);
+    } else {
+      const result r = co_await awaited;
+      check_value(r, leaf);
+    }
+  } catch (...) {
+    seen_exception(std::current_exception(), leaf);
+  }
+  (void)keep;
+  if ((mode & 4) != 0) throw_for(id, false);
+  record(id).succeeded_ = true;
+  co_return result{live_object{}, id};
+}
+
 // One input's run: its pools, its kept futures, the decoder.
 class session {
  public:
@@ -485,7 +657,8 @@ class session {
 
   void run() {
     for (std::size_t op = 0; op < max_ops && pos_ < size_; ++op) {
-      const int code = next_byte() % 12;
+      const std::uint8_t b = next_byte();
+      const int code = b < 192 ? b % 12 : 12 + (b - 192) % 8;
       try {
         step(code);
       } catch (const std::exception& e) {
@@ -551,7 +724,7 @@ class session {
       p.pool_ = std::make_unique<bg::pool>(p.size_);
       p.pool_->callback([&p](const bg::outcome&) { p.callback_calls_.fetch_add(1); });
     }
-    return pool_ref{p.pool_.get(), &p.submissions_, false};
+    return pool_ref{p.pool_.get(), &p.submissions_, false, k, p.generation_};
   }
 
   unsigned generation(int k) const { return k == default_index ? 0 : pools_[k].generation_; }
@@ -658,9 +831,374 @@ class session {
         s.shadow_ = s.future_;
         break;
       }
-      default:
+      case 11:
         std::this_thread::sleep_for(std::chrono::microseconds(next_byte() % 32));
         break;
+      case 12:
+        op_when_all();
+        break;
+      case 13:
+        op_when_any();
+        break;
+      case 14:
+        op_as_completed();
+        break;
+      case 15:
+        op_stop_token();
+        break;
+      case 16:
+        op_shutdown();
+        break;
+      case 17:
+        op_map();
+        break;
+      case 18:
+        op_coroutine();
+        break;
+      default:
+        op_waits();
+        break;
+    }
+  }
+
+  // The kept futures of the slots that mask `m` selects (the non-empty ones), in slot order.
+  struct selection {
+    std::vector<std::size_t> slots;
+    std::vector<bg::future<result>> futures;
+    std::vector<long> leaves;
+  };
+  selection select(std::uint8_t m) const {
+    selection sel;
+    for (std::size_t i = 0; i < slot_count; ++i) {
+      if (((m >> i) & 1) == 0 || !slots_[i].future_.valid()) continue;
+      sel.slots.push_back(i);
+      sel.futures.push_back(slots_[i].future_);
+      sel.leaves.push_back(slots_[i].leaf_);
+    }
+    return sel;
+  }
+  // Empties the selected slots: their futures now belong to the operation.
+  void take(const selection& sel) {
+    for (std::size_t i : sel.slots) slots_[i] = kept{};
+  }
+  static std::size_t index_in(const selection& sel, const bg::future<result>& f) {
+    std::size_t i = 0;
+    while (i < sel.futures.size() && bg::detail::future_access::state(sel.futures[i]) !=
+                                         bg::detail::future_access::state(f)) {
+      ++i;
+    }
+    return i;
+  }
+
+  void op_when_all() {
+    const std::uint8_t m = next_byte();
+    const std::uint8_t s = next_byte();
+    const selection sel = select(m);
+    const std::size_t n = sel.futures.size();
+    bg::future<std::vector<result>> all = bg::when_all(sel.futures);
+    const bool keep = (s & 1) != 0;
+    if (keep) {  // when_all() may observe an input's exception, and its slot may again
+      for (long leaf : sel.leaves) record(record(leaf).chain_).fanouts_.fetch_add(1);
+    }
+    const bool self_cancelled = (s & 2) != 0 && all.cancel();
+    std::exception_ptr e;
+    const std::vector<result>* values = nullptr;
+    std::vector<result> moved;
+    const int mode = (s >> 2) % 3;
+    if (mode == 2) {
+      e = all.exception();
+      if (!e) values = &all.get();
+    } else {
+      try {
+        if (mode == 1) {
+          moved = std::move(all).get();
+          values = &moved;
+        } else {
+          values = &all.get();
+        }
+      } catch (...) {
+        e = std::current_exception();
+      }
+    }
+    if (self_cancelled) {
+      std::uint32_t input = 0;
+      check(e != nullptr && exception_id(e, input) == 0, "a cancelled when_all() is cancelled",
+            "it was not");
+    } else {
+      std::size_t first = n;
+      for (std::size_t i = 0; i < n; ++i) {
+        check(sel.futures[i].done(), "when_all() is ready once every input is done",
+              "input %zu of %zu (node %ld) is not", i, n, sel.leaves[i]);
+        if (first == n && peek_outcome(sel.futures[i]) != -1) first = i;
+      }
+      if (values != nullptr) {
+        check(first == n, "when_all() succeeds only if every input did", "input %zu failed", first);
+        check(values->size() == n, "when_all() has a value per input", "%zu of %zu", values->size(),
+              n);
+        for (std::size_t i = 0; i < std::min(n, values->size()); ++i) {
+          check_value((*values)[i], sel.leaves[i]);
+        }
+      } else {
+        std::uint32_t input = 0;
+        const long x = exception_id(e, input);
+        check(first < n && peek_outcome(sel.futures[first]) == x,
+              "when_all() fails as the first failed or cancelled input in input order",
+              "it failed with %ld; first failed input %zu of %zu", x, first, n);
+        if (first < n) seen_exception(e, sel.leaves[first]);
+      }
+    }
+    all = {};
+    if (!keep) take(sel);
+  }
+
+  void op_when_any() {
+    const std::uint8_t m = next_byte();
+    const std::uint8_t s = next_byte();
+    const selection sel = select(m);
+    const std::size_t n = sel.futures.size();
+    if (n == 0) {
+      bool threw = false;
+      try {
+        (void)bg::when_any(sel.futures);
+      } catch (const std::invalid_argument&) {
+        threw = true;
+      }
+      check(threw, "when_any() of nothing throws std::invalid_argument", "it did not");
+      return;
+    }
+    bg::future<std::size_t> any = bg::when_any(sel.futures);
+    const bool self_cancelled = (s & 2) != 0 && any.cancel();
+    try {
+      const std::size_t i = any.get();
+      check(!self_cancelled, "a cancelled when_any() has no value", "index %zu", i);
+      check(i < n && sel.futures[i].done(), "when_any()'s index is of a done input",
+            "index %zu of %zu", i, n);
+    } catch (const bg::cancelled&) {
+      check(self_cancelled, "when_any() is cancelled only by its own cancel()", "it was");
+    }
+    any = {};
+    if ((s & 1) == 0) take(sel);
+  }
+
+  void op_as_completed() {
+    const std::uint8_t m = next_byte();
+    const std::uint8_t s = next_byte();
+    const selection sel = select(m);
+    const std::size_t n = sel.futures.size();
+    const bool keep = (s & 1) != 0;
+    const bool timed = (s & 2) != 0;
+    std::vector<char> seen(n, 0);
+    std::size_t count = 0;
+    bool timed_out = false;
+    const auto yielded = [&](const bg::future<result>& f) {
+      const std::size_t i = index_in(sel, f);
+      check(i < n && seen[i] == 0, "as_completed() yields each input once",
+            "input %zu of %zu, yielded %zu so far", i, n, count);
+      check(f.done(), "as_completed() yields done futures", "input %zu", i);
+      if (i >= n) return;
+      seen[i] = 1;
+      ++count;
+      if (!keep) {
+        bg::future<result> copy = f;
+        observe(copy, sel.leaves[i], static_cast<int>(count % 3));
+      }
+    };
+    try {
+      if (timed) {
+        auto range = bg::as_completed(sel.futures, std::chrono::microseconds((s >> 2) % 64));
+        for (const bg::future<result>& f : range) yielded(f);
+      } else {
+        auto range = bg::as_completed(sel.futures);
+        for (const bg::future<result>& f : range) yielded(f);
+      }
+    } catch (const bg::timeout_error&) {
+      timed_out = true;
+    }
+    check(timed || !timed_out, "only a timed as_completed() throws timeout_error", "it did");
+    check(timed_out || count == n, "as_completed() yields every input", "%zu of %zu", count, n);
+    if (!keep) take(sel);  // the ones not yielded are dropped unobserved: reported if failed
+  }
+
+  void op_stop_token() {
+    const std::uint8_t a = next_byte();
+    const std::uint8_t s = next_byte();
+    const long id = new_node(0);
+    if (id == 0) return;
+    bg::future<result> f = submit_looper(pool_at(a & 3), id, (a & 4) != 0);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::microseconds(s % 64);
+    while (record(id).ran_ == 0 && !f.done() && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::yield();
+    }
+    if (f.cancel()) {
+      record(id).cancel_ok_ = true;
+      record(id).chain_cancelled_ = true;
+      check(f.done() && record(id).ran_ == 0, "a cancelled stop-token task never runs", "%ld", id);
+    }
+    check(!f.cancel(), "cancel() of a running or cancelled task returns false", "node %ld", id);
+    observe(f, id, (s >> 6) % 3);
+    check(record(id).ran_ == 0 || record(id).saw_stop_,
+          "cancel() requests stop on a running stop-token task", "node %ld", id);
+  }
+
+  void op_shutdown() {
+    const std::uint8_t a = next_byte();
+    const int k = a % pool_count;
+    const bool cancel_pending = ((a >> 2) & 1) != 0;
+    const pool_ref ref = pool_at(k);
+    own_pool& p = pools_[k];
+    bg::future<result> looper;
+    long looper_id = 0;
+    if (cancel_pending && ((a >> 3) & 1) != 0 && (looper_id = new_node(0)) != 0) {
+      looper = submit_looper(ref, looper_id, false);
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+      while (record(looper_id).ran_ == 0 && std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::yield();
+      }
+    }
+    if (cancel_pending) {
+      const unsigned g = p.generation_ % 256;
+      state->cancel_shut_[k][g / 64].fetch_or(std::uint64_t{1} << (g % 64));
+      p.pool_->shutdown(bg::cancel_pending);
+    } else {
+      p.pool_->shutdown();
+    }
+    bool threw = false;
+    try {
+      (void)p.pool_->run([] {});
+    } catch (const bg::shutdown_error&) {
+      threw = true;
+    }
+    check(threw, "a submission after shutdown() throws shutdown_error", "pool %d", k);
+    const bg::pool_stats st = p.pool_->stats();
+    check(st.threads == 0 && st.busy == 0 && st.queued == 0,
+          "after shutdown(), stats() show no thread, no busy worker, nothing queued",
+          "pool %d: threads %zu busy %zu queued %zu", k, st.threads, st.busy, st.queued);
+    check_kept_done(k, "after shutdown()");
+    if (looper_id != 0) {
+      check(looper.done(), "shutdown() returns once every task is done", "stop-token task");
+      observe(looper, looper_id, 0);
+      check(record(looper_id).ran_ == 0 || record(looper_id).saw_stop_,
+            "shutdown(cancel_pending) stops a running stop-token task", "node %ld", looper_id);
+    }
+    destroy_pool(k);  // only frees it now; checks the callbacks
+  }
+
+  void op_map() {
+    const std::uint8_t a = next_byte();
+    const std::uint8_t s = next_byte();
+    const std::size_t n = 1 + (static_cast<std::size_t>(a) >> 2) % 8;
+    const std::size_t chunk = 1 + s % 8;
+    const std::size_t thrower = (static_cast<std::size_t>(s) >> 3) % 16;
+    const bool second = (a & 0x40) != 0;
+    std::vector<long> xs;
+    for (std::size_t i = 0; i < n; ++i) {
+      const long x = new_node(0);
+      if (x == 0) return;
+      node_record& r = record(x);
+      r.element_ = true;
+      r.plan_throw_ = i == thrower || (second && i == thrower + 1);
+      r.submitted_ = true;
+      xs.push_back(x);
+    }
+    const pool_ref target = pool_at(a & 3);
+    // Each chunk is one task, with the pool's callbacks.
+    target.submissions_->fetch_add(static_cast<long>((n + chunk - 1) / chunk));
+    auto fn = [l = live_object{}](long x) { return element_call(x); };
+    auto fe = [l = live_object{}](long x) { (void)element_call(x); };
+    std::exception_ptr e;
+    std::vector<long> values;
+    bool has_values = false;
+    const bool cancel = (a & 0x80) != 0;
+    bool cancelled = false;
+    if ((a & 0x20) != 0) {
+      bg::future<void> f =
+          target.default_ ? bg::for_each(xs, fe, chunk) : target.pool_->for_each(xs, fe, chunk);
+      cancelled = cancel && f.cancel();
+      e = f.exception();
+    } else {
+      bg::future<std::vector<long>> f =
+          target.default_ ? bg::map(fn, xs, chunk) : target.pool_->map(fn, xs, chunk);
+      cancelled = cancel && f.cancel();
+      if ((s >> 7) != 0) {
+        e = f.exception();
+        if (!e) {
+          values = f.get();
+          has_values = true;
+        }
+      } else {
+        try {
+          values = std::move(f).get();
+          has_values = true;
+        } catch (...) {
+          e = std::current_exception();
+        }
+      }
+    }
+    if (!e) {
+      check(!has_values || values.size() == n, "map() has a result per element", "%zu of %zu",
+            values.size(), n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const node_record& r = record(xs[i]);
+        check(r.ran_ == 1 && !r.plan_throw_, "a map() that succeeds called f once per element",
+              "element %ld ran %d", xs[i], r.ran_.load());
+        check(!has_values || i >= values.size() || values[i] == 3 * xs[i] + 1,
+              "map()'s results are f(x) in input order", "element %zu", i);
+      }
+      return;
+    }
+    std::uint32_t input = 0;
+    const long x = exception_id(e, input);
+    check((x == 0) == cancelled, "a map() is cancelled only by its cancel()", "id %ld", x);
+    // Cancelled: the calls that threw were not observed, and must be reported (checked with the
+    // records at the end of the input, once every chunk is done).
+    if (x == 0) return;
+    const bool own = std::find(xs.begin(), xs.end(), x) != xs.end();
+    check(own && record(x).threw_, "a map() fails with one of its elements' exceptions", "id %ld",
+          x);
+    if (own) hit(x, input);
+  }
+
+  void op_coroutine() {
+    const std::uint8_t a = next_byte();
+    kept& sl = slots_[a & 7];
+    if (!sl.future_.valid()) return;
+    const long id = new_node(0);
+    if (id == 0) return;
+    const pool_ref hop = pool_at((a >> 4) & 3);
+    const int mode = ((a >> 3) & 1) | (((a >> 6) & 1) << 1) | (((a >> 7) & 1) << 2);
+    bg::future<result> awaited = std::move(sl.future_);
+    const long leaf = sl.leaf_;
+    sl = kept{};
+    record(id).submitted_ = true;
+    bg::future<result> c = fuzz_coroutine(std::move(awaited), leaf, id, hop, mode, live_object{});
+    observe(c, id, 0);
+  }
+
+  void op_waits() {
+    const std::uint8_t m = next_byte();
+    const std::uint8_t s = next_byte();
+    const selection sel = select(m);
+    const std::size_t n = sel.futures.size();
+    const auto timeout = std::chrono::microseconds(s % 64);
+    if (bg::wait_all(sel.futures, timeout)) {
+      for (std::size_t i = 0; i < n; ++i) {
+        check(sel.futures[i].done(), "wait_all(fs, timeout) is true only once all are done",
+              "input %zu", i);
+      }
+    }
+    if (n == 0) return;
+    const std::optional<std::size_t> one = bg::wait_any(sel.futures, timeout);
+    check(!one || (*one < n && sel.futures[*one].done()),
+          "wait_any(fs, timeout) gives the index of a done input", "%zu of %zu", one.value_or(0),
+          n);
+    if ((s & 0x40) != 0) {
+      const std::size_t i = bg::wait_any(sel.futures);
+      check(i < n && sel.futures[i].done(), "wait_any(fs) gives the index of a done input",
+            "%zu of %zu", i, n);
+      bg::wait_all(sel.futures);
+      for (std::size_t j = 0; j < n; ++j) {
+        check(sel.futures[j].done(), "wait_all(fs) returns once all are done", "input %zu", j);
+      }
     }
   }
 
@@ -690,8 +1228,12 @@ class session {
         gone ? pool_ref{}
              : (s.pool_ == default_index
                     ? default_ref()
-                    : pool_ref{pools_[s.pool_].pool_.get(), &pools_[s.pool_].submissions_, false});
-    const bool was_cancelled = gone && cancelled_outcome(s.leaf_);
+                    : pool_ref{pools_[s.pool_].pool_.get(), &pools_[s.pool_].submissions_, false,
+                               s.pool_, s.generation_});
+    // Once its pool is gone, the task has finished: read whether it was cancelled (not from the
+    // records: a shutdown(cancel_pending) may have cancelled a continuation that was queued
+    // only to forward its antecedent's exception).
+    const bool was_cancelled = gone && peek_outcome(s.future_) == 0;
     long leaf = s.leaf_;
     bg::future<result> next;
     try {
@@ -724,18 +1266,6 @@ class session {
     }
     s.future_ = std::move(next);
     s.leaf_ = leaf;
-  }
-
-  // Whether the finished task of `leaf` was cancelled (or a continuation of one), read from the
-  // records: exception() would count as observing.
-  static bool cancelled_outcome(long leaf) {
-    for (long x = leaf;;) {
-      const node_record& n = record(x);
-      if (n.cancel_ok_) return true;
-      if (n.ran_ != 0) return false;     // ran: a value or its own exception
-      if (n.parent_ == 0) return false;  // a root that neither ran nor was cancelled
-      x = n.parent_;                     // forwarded its antecedent's outcome
-    }
   }
 
   void op_callback() {
@@ -786,13 +1316,20 @@ class session {
       if (!n.submitted_) continue;
       const int ran = n.ran_.load();
       check(ran <= 1, "a task body runs at most once", "node %ld ran %d times", i, ran);
-      if (n.parent_ == 0) {
-        check(ran + (n.cancel_ok_ ? 1 : 0) == 1, "a task runs exactly once or is cancelled",
+      // A task of a pool shut down with cancel_pending may have been cancelled by it.
+      const bool shut = pool_cancel_shut(i);
+      if (n.element_) {
+        // At most once (checked above): calls after a failure are skipped.
+      } else if (n.parent_ == 0) {
+        check(ran + (n.cancel_ok_ ? 1 : 0) == 1 || (ran == 0 && shut),
+              "a task runs exactly once or is cancelled (by cancel() or a shutdown)",
               "node %ld ran %d times, cancelled %d", i, ran, n.cancel_ok_ ? 1 : 0);
+        check(!n.looper_ || ran == 0 || n.saw_stop_, "a stop-token task runs until stopped",
+              "node %ld", i);
       } else {
         const node_record& p = record(n.parent_);
         const int expected = p.succeeded_ && !n.cancel_ok_ ? 1 : 0;
-        check(ran == expected,
+        check(ran == expected || (ran == 0 && shut),
               "a continuation runs once if its antecedent succeeded and it was not cancelled, "
               "else never",
               "then-node %ld ran %d; antecedent %ld succeeded %d; cancelled %d", i, ran,
@@ -842,6 +1379,15 @@ void begin_input() {
     n.chain_ = 0;
     n.fanouts_ = 0;
     n.chain_cancelled_ = false;
+    n.pool_ = default_index;
+    n.generation_ = 0;
+    n.looper_ = false;
+    n.saw_stop_ = false;
+    n.element_ = false;
+    n.plan_throw_ = false;
+  }
+  for (auto& words : state->cancel_shut_) {
+    for (auto& w : words) w = 0;
   }
   state->next_node_ = 1;
   const long errors = std::min(state->next_callback_error_.load(), max_callback_errors);
