@@ -165,9 +165,13 @@ bool help_some(task_base* const* inputs, std::size_t n, std::size_t from,
   constexpr std::size_t window = 64;
   // relaxed: hints; every position is safe, and two waiters that race only redo some looks.
   std::size_t i = std::max(from, cursors.skip.load(std::memory_order_relaxed));
-  const auto settled = [](std::uint32_t phase) { return phase == st_running || is_final(phase); };
+  // Running (a coroutine excepted: it may suspend on work to run here) or done: for good.
+  const auto settled = [](const task_base* t) {
+    const std::uint32_t phase = t->phase();
+    return is_final(phase) || (phase == st_running && !t->is_coroutine());
+  };
   const std::size_t first = i;
-  while (i < n && settled(inputs[i]->phase())) ++i;
+  while (i < n && settled(inputs[i])) ++i;
   if (i != first) cursors.skip.store(i, std::memory_order_relaxed);
   const std::size_t start = i;
   for (const std::size_t end = std::min(n, start + window); i < end; ++i) {

@@ -30,8 +30,8 @@ struct help_cursors {
 };
 
 // For a waiting worker: runs one of `inputs` (n of them, from `from` on) that nobody has started,
-// or the queued task that one waits for; says whether it did. Inputs that are running or done
-// never need it again: cursors.skip moves past a prefix of them for good. From there it looks
+// or the queued task that one waits for; says whether it did. Inputs that are running (but for
+// coroutines, which may suspend) or done never need it again: cursors.skip moves past a prefix of them for good. From there it looks
 // at 64 inputs, and at 64 more further on, a different window each call: O(N) in all for the
 // prefix, a bounded look each time, and every input reached after at most N / 64 calls.
 BACKGROUND_API bool help_some(task_base* const* inputs, std::size_t n, std::size_t from,
