@@ -483,3 +483,15 @@ TEST_P(FutureTest, ThenFromManyThreadsAtOnceKeepsEveryContinuation) {
 }
 
 }  // namespace
+
+namespace {
+// A generic lambda gets the value: asking whether it takes the future instead must not
+// instantiate its body with one (a hard error, not a substitution failure).
+TEST(FutureThenTest, AGenericLambdaWithADeducedReturnTypeGetsTheValue) {
+  background::pool pool{1};
+  auto doubled = pool.run([] { return 21; }).then([](auto v) { return v * 2; });
+  EXPECT_EQ(doubled.get(), 42);
+  auto named = pool.run([] { return std::string("a"); }).then([](const auto& s) { return s + "b"; });
+  EXPECT_EQ(named.get(), "ab");
+}
+}  // namespace

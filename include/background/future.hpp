@@ -71,12 +71,19 @@ struct then_result<void, F, MoveValue> {
 // cannot take the value (nothing, for future<void>) but can take a future<T>.
 template <class T, class F, bool MoveValue>
 constexpr bool takes_future() {
+  // Asked only if it cannot take the value: asking a generic lambda `[](auto v) { ... }` whether
+  // it takes a future would instantiate its body with one, a hard error.
   using Fn = std::decay_t<F>;
   if constexpr (std::is_void_v<T>) {
-    return !std::is_invocable_v<Fn> && std::is_invocable_v<Fn, future<T>>;
+    if constexpr (std::is_invocable_v<Fn>) {
+      return false;
+    } else {
+      return std::is_invocable_v<Fn, future<T>>;
+    }
+  } else if constexpr (std::is_invocable_v<Fn, std::conditional_t<MoveValue, T&&, const T&>>) {
+    return false;
   } else {
-    using arg = std::conditional_t<MoveValue, T&&, const T&>;
-    return !std::is_invocable_v<Fn, arg> && std::is_invocable_v<Fn, future<T>>;
+    return std::is_invocable_v<Fn, future<T>>;
   }
 }
 
