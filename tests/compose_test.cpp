@@ -1152,6 +1152,24 @@ TEST_P(ComposeTest, NestedTwoLevelsDeep) {
   EXPECT_EQ(*r, 4 * (30 + 3));
 }
 
+// The end of the tests below: waits up to 30 s for `outer`, the task under test on pool `p`, then
+// calls `unblock` (which ends whatever the test blocked) and waits up to 30 s more. Returns
+// whether `outer` finished in the first wait. If it is stuck even then, `p` is leaked (its worker
+// never comes back), so that the test fails instead of hanging.
+template <class Unblock>
+bool finished_in_time(std::unique_ptr<background::pool>& p, const future<void>& outer,
+                      Unblock unblock) {
+  const bool finished = outer.wait_for(30s);
+  unblock();
+  if (!outer.wait_for(30s)) {
+    (void)p.release();
+    return false;
+  }
+  outer.get();
+  p->wait();
+  return finished;
+}
+
 // An input already running on another pool, blocked until a later input of the same call has
 // run: the later one is queued on the waiting worker's own pool of one, so only the waiter can
 // run it. A verb that waits for "any" or "all" of them must run it (it is an input no worker
@@ -1170,7 +1188,8 @@ bool finishes_with_a_blocked_first_input(Verb verb, bool continuation = false) {
   });
   started.wait();
   if (continuation) first = first.then([](int x) { return x; });
-  background::pool p{1};
+  auto owned = std::make_unique<background::pool>(1);
+  background::pool& p = *owned;
   auto outer = p.run([&p, &go, first, verb] {
     std::vector<future<int>> fs{first, p.run([&go] {
                                   go.release();
@@ -1178,11 +1197,7 @@ bool finishes_with_a_blocked_first_input(Verb verb, bool continuation = false) {
                                 })};
     verb(fs);
   });
-  const bool finished = outer.wait_for(30s);
-  go.release();  // lets everything end if it was stuck
-  outer.get();
-  p.wait();
-  return finished;
+  return finished_in_time(owned, outer, [&go] { go.release(); });
 }
 
 TEST(ComposeNestedTest, WhenAnyRunsAQueuedInputWhileAnEarlierOneRunsElsewhere) {
@@ -1270,7 +1285,8 @@ bool finishes_with_many_blocked_inputs_first(Verb verb, bool continuations = fal
     if (continuations) fs.back() = fs.back().then([](int x) { return x; });
   }
   started.wait();
-  background::pool p{1};
+  auto owned = std::make_unique<background::pool>(1);
+  background::pool& p = *owned;
   auto outer = p.run([&p, &go, fs, verb]() mutable {
     fs.push_back(p.run([&go] {
       go.release(many_blocked);
@@ -1278,12 +1294,7 @@ bool finishes_with_many_blocked_inputs_first(Verb verb, bool continuations = fal
     }));
     verb(fs);
   });
-  const bool finished = outer.wait_for(30s);
-  go.release(blocked);  // lets everything end if it was stuck
-  outer.get();
-  p.wait();
-  other.wait();
-  return finished;
+  return finished_in_time(owned, outer, [&go] { go.release(many_blocked); });
 }
 
 TEST(ComposeNestedTest, WhenAnyRunsAQueuedInputBehindManyRunningElsewhere) {
@@ -1355,7 +1366,8 @@ bool finishes_when_a_later_input_is_queued_while_it_waits(Verb verb) {
   });
   started.wait();
   auto antecedent = third.run([&release_antecedent] { release_antecedent.wait(); });
-  background::pool p{1};
+  auto owned = std::make_unique<background::pool>(1);
+  background::pool& p = *owned;
   auto later = antecedent.then(p, [&go] {
     go.release();
     return 1;
@@ -1370,11 +1382,7 @@ bool finishes_when_a_later_input_is_queued_while_it_waits(Verb verb) {
   // inputs and fall asleep before the continuation is queued, which is the case under test.
   std::this_thread::sleep_for(20ms);
   release_antecedent.count_down();
-  const bool finished = outer.wait_for(30s);
-  go.release();  // lets everything end if it was stuck
-  outer.get();
-  p.wait();
-  return finished;
+  return finished_in_time(owned, outer, [&go] { go.release(); });
 }
 
 TEST(ComposeNestedTest, WhenAnyRunsAnInputQueuedWhileItSleeps) {
@@ -1445,7 +1453,8 @@ bool finishes_when_a_coroutine_input_suspends_later(Verb verb) {
     return 0;
   });
   started.wait();
-  background::pool p{1};
+  auto owned = std::make_unique<background::pool>(1);
+  background::pool& p = *owned;
   future<int> coro = runs_elsewhere_then_awaits(elsewhere, p, entered, go_on, go);
   entered.wait();
   auto outer = p.run([&waiting, first, coro, verb] {
@@ -1458,11 +1467,7 @@ bool finishes_when_a_coroutine_input_suspends_later(Verb verb) {
   // inputs while both are running, which is the case under test.
   std::this_thread::sleep_for(20ms);
   go_on.count_down();
-  const bool finished = outer.wait_for(30s);
-  go.release();  // lets everything end if it was stuck
-  outer.get();
-  p.wait();
-  return finished;
+  return finished_in_time(owned, outer, [&go] { go.release(); });
 }
 
 TEST(ComposeNestedTest, WhenAnyRunsWhatACoroutineInputAwaitsAfterItWasSeenRunning) {
