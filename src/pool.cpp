@@ -62,7 +62,11 @@ void callback(std::function<void(const outcome&)> f) { default_pool().callback(s
 
 namespace detail {
 pool_impl* default_pool_impl() { return default_pool().impl_; }
-std::uint64_t pool_id_of(const pool& p) noexcept { return pool_access::impl(p)->id; }
+std::uint64_t target_pool_id(const pool& p) {
+  pool_impl* impl = pool_access::impl(p);
+  if (!impl->takes_tasks()) throw shutdown_error();
+  return impl->id;
+}
 }  // namespace detail
 
 }  // namespace background

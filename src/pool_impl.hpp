@@ -101,6 +101,11 @@ class pool_impl {
   static bool cancels_pending(const task_base* t) noexcept;
   // Whether this thread is running one of `p`'s tasks, or is one of its workers.
   static bool inside(const pool_impl* p) noexcept;
+  // Whether submit() from this thread would take a task rather than throw shutdown_error:
+  // shut_down() has not started, or this thread is inside() the pool. seq_cst, as in submit().
+  bool takes_tasks() const noexcept {
+    return !closing_.load(std::memory_order_seq_cst) || inside(this);
+  }
 
  private:
   struct worker {

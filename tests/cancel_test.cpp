@@ -1015,6 +1015,29 @@ TEST_P(CancelTest, ThenOnAPoolShutDownBeforeTheAntecedentFinishesIsCancelled) {
   EXPECT_EQ(called, 0);
 }
 
+TEST_P(CancelTest, ThenOnAPoolAlreadyShutDownThrowsWhileTheAntecedentRuns) {
+  // Whether then() throws depends on the target pool alone, not on how far the antecedent got.
+  background::pool source{size()};
+  background::pool target{1};
+  target.shutdown();
+  std::latch release{1};
+  auto a = source.run([&release] {
+    release.wait();
+    return 1;
+  });
+  std::atomic<bool> called{false};
+  EXPECT_THROW((void)a.then(target,
+                            [&called](int v) {
+                              called = true;
+                              return v;
+                            }),
+               background::shutdown_error);
+  release.count_down();
+  EXPECT_EQ(a.get(), 1);  // the antecedent is untouched
+  source.wait();
+  EXPECT_FALSE(called);
+}
+
 TEST_P(CancelTest, ThenOnAPoolShutDownAfterTheAntecedentFinishedThrows) {
   background::pool source{size()};
   background::pool target{1};

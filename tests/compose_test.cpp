@@ -456,6 +456,24 @@ TEST_P(ComposeTest, WhenAllOfThenChains) {
   EXPECT_EQ(background::when_all(fs).get(), squares(30));
 }
 
+TEST_P(ComposeTest, TheSameFutureTwiceCountsTwice) {
+  std::latch release{1};
+  auto f = pool_.run([&release] {
+    release.wait();
+    return 5;
+  });
+  std::vector<future<int>> fs{f, f};
+  auto all = background::when_all(fs);
+  auto any = background::when_any(fs);
+  auto range = background::as_completed(fs);
+  release.count_down();
+  EXPECT_EQ(all.get(), (std::vector<int>{5, 5}));
+  EXPECT_EQ(any.get(), 0u);  // both finish at once: the first in input order
+  std::size_t yielded = 0;
+  for (const auto& g : range) yielded += g.get() == 5 ? 1u : 0u;
+  EXPECT_EQ(yielded, 2u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // when_all(f1, f2, ...)
 
@@ -590,9 +608,10 @@ TEST_P(ComposeTest, WhenAnyOfAnAlreadyDoneInputIsItsIndex) {
 
 TEST(ComposeWhenAnyTest, EmptyRangeThrowsInvalidArgument) {
   std::vector<future<int>> none;
-  EXPECT_THROW((void)background::when_any(none), std::invalid_argument);
+  // ASSERT: if when_any() took an empty range, wait_any() would wait for ever.
+  ASSERT_THROW((void)background::when_any(none), std::invalid_argument);
   std::vector<future<void>> no_void;
-  EXPECT_THROW((void)background::when_any(no_void), std::invalid_argument);
+  ASSERT_THROW((void)background::when_any(no_void), std::invalid_argument);
   EXPECT_THROW((void)background::wait_any(none), std::invalid_argument);
 }
 
@@ -865,6 +884,19 @@ TEST_P(ComposeTest, AsCompletedYieldsAlreadyDoneFuturesFirstInInputOrder) {
     if (order.size() == 3) release0.count_down();
   }
   EXPECT_EQ(order, (std::vector<int>{1, 3, 2, 0}));
+}
+
+TEST_P(ComposeTest, AsCompletedBeginCalledAgainDoesNotMoveOn) {
+  auto fs = squares_on(pool_, 3);
+  background::wait_all(fs);
+  auto range = background::as_completed(fs);
+  auto first = range.begin();
+  const int value = first->get();
+  auto again = range.begin();  // only the first call waits for (and takes) a future
+  EXPECT_EQ(again->get(), value);
+  std::size_t rest = 0;
+  for (++again; !(again == range.end()); ++again) ++rest;
+  EXPECT_EQ(rest, 2u);
 }
 
 TEST_P(ComposeTest, AsCompletedYieldsEveryFutureExactlyOnce) {

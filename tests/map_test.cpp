@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <exception>
 #include <latch>
+#include <limits>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -158,6 +159,20 @@ TEST_P(MapTest, ResultsComeInInputOrderForEveryChunk) {
       ASSERT_EQ(f.get(), expected_squares_plus_one(n)) << "n = " << n << ", chunk = " << chunk;
     }
   }
+}
+
+TEST_P(MapTest, AChunkAsLargeAsSizeTCanHold) {
+  const auto xs = iota_vector(10);
+  const std::size_t huge = std::numeric_limits<std::size_t>::max();
+  EXPECT_EQ(pool_.map([](int x) { return x; }, xs, huge).get(), xs);
+  EXPECT_EQ(pool_.map([](int x) { return x; }, xs, huge - 1).get(), xs);
+  EXPECT_EQ(pool_.map([](int x) { return x; }, std::vector<int>{}, huge).get(), std::vector<int>{});
+}
+
+TEST_P(MapTest, ForEachOverASpanCanChangeTheElementsInPlace) {
+  auto xs = iota_vector(1000);
+  pool_.for_each(std::span(xs), [](int& x) { x *= 2; }, 7).get();
+  for (std::size_t i = 0; i < xs.size(); ++i) ASSERT_EQ(xs[i], 2 * static_cast<int>(i));
 }
 
 TEST_P(MapTest, EveryElementIsCalledExactlyOnce) {
@@ -320,6 +335,26 @@ TEST(MapFailureTest, ACarriedExceptionIsNotAlsoReported) {
     held.pool().wait();
   }
   EXPECT_TRUE(log.messages().empty());
+}
+
+TEST(MapFailureTest, AFailureOfACancelledResultIsReportedOnce) {
+  // Nothing takes the exception over once the result's future is cancelled: it must still
+  // reach the handler, once.
+  error_log log;
+  {
+    held_pool held;
+    auto f = held.pool().map(
+        [](int x) {
+          if (x == 2) throw std::runtime_error("two");
+          return x;
+        },
+        iota_vector(5), 1);
+    EXPECT_TRUE(f.cancel());
+    held.release();
+    held.pool().wait();
+    EXPECT_THROW(f.get(), background::cancelled);
+  }
+  EXPECT_EQ(log.messages(), std::vector<std::string>{"two"});
 }
 
 TEST(MapFailureTest, AnUnobservedFailureIsReportedOnce) {

@@ -32,8 +32,10 @@ class pool;
 
 namespace detail {
 
-// The id that then(p, f) gives its continuation (task_base::target_pool_).
-BACKGROUND_API std::uint64_t pool_id_of(const pool& p) noexcept;
+// The id that then(p, f) gives its continuation (task_base::target_pool_). Throws
+// shutdown_error if `p` no longer takes tasks from this thread (as pool::run() would): whether
+// then() throws must not depend on whether the antecedent's worker has finished settling it.
+BACKGROUND_API std::uint64_t target_pool_id(const pool& p);
 
 struct future_access {
   template <class T>
@@ -242,16 +244,16 @@ class future {
   // As then(f), but the continuation is queued on `p`, and runs on one of its workers, unless a
   // worker of another pool that waits for it runs it first, as it would any task it waits for
   // (which is what keeps two pools of one worker each, waiting for each other's continuations,
-  // from deadlocking). If `p` is shut down or gone by the time this task finishes, the
-  // continuation is cancelled; if this task has already finished, then() throws shutdown_error
-  // instead, as submitting to `p` would.
+  // from deadlocking). If `p` is already shut down, then() throws shutdown_error, as
+  // submitting to `p` would; if `p` shuts down later, before this task finishes, the
+  // continuation is cancelled.
   template <class F>
   auto then(pool& p, F&& f) const& {
-    return detail::make_continuation<false>(&state(), std::forward<F>(f), detail::pool_id_of(p));
+    return detail::make_continuation<false>(&state(), std::forward<F>(f), detail::target_pool_id(p));
   }
   template <class F>
   auto then(pool& p, F&& f) && {
-    return detail::make_continuation<true>(&state(), std::forward<F>(f), detail::pool_id_of(p));
+    return detail::make_continuation<true>(&state(), std::forward<F>(f), detail::target_pool_id(p));
   }
 
  private:
