@@ -36,6 +36,10 @@ std::size_t pool::size() const noexcept { return impl_->size(); }
 
 void pool::wait() { impl_->wait(); }
 
+bool pool::wait_until(std::chrono::steady_clock::time_point deadline) {
+  return impl_->wait_until(deadline);
+}
+
 void pool::callback(std::function<void(const outcome&)> f) { impl_->add_callback(std::move(f)); }
 
 namespace {

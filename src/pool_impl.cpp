@@ -655,18 +655,29 @@ std::size_t pool_impl::worker_threads() const noexcept {
   return n;
 }
 
-void pool_impl::wait() {
+void pool_impl::wait() { wait_until(std::chrono::steady_clock::time_point::max()); }
+
+bool pool_impl::wait_until(std::chrono::steady_clock::time_point deadline) {
   if (inside(this)) {
     throw std::logic_error(
         "background: wait() called from one of the pool's own tasks or callbacks would wait for "
         "itself; wait for the futures you need instead");
   }
   // acquire: pairs with the release of the RMWs on work_, so what the tasks did is visible.
-  if (work_.load(std::memory_order_acquire) == 0) return;
+  if (work_.load(std::memory_order_acquire) == 0) return true;
   std::unique_lock<std::mutex> lock(mutex_);
   idle_waiters_.fetch_add(1, std::memory_order_seq_cst);  // then work_: see account()
-  while (work_.load(std::memory_order_seq_cst) != 0) idle_cv_.wait(lock);
+  bool idle = true;
+  while (work_.load(std::memory_order_seq_cst) != 0) {
+    if (deadline == std::chrono::steady_clock::time_point::max()) {
+      idle_cv_.wait(lock);
+    } else if (idle_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      idle = work_.load(std::memory_order_seq_cst) == 0;
+      break;
+    }
+  }
   idle_waiters_.fetch_sub(1, std::memory_order_relaxed);
+  return idle;
 }
 
 void pool_impl::add_callback(std::function<void(const outcome&)> f) {

@@ -7,6 +7,7 @@
 #define BACKGROUND_SRC_POOL_IMPL_HPP
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -67,6 +68,7 @@ class pool_impl {
   // Worker threads that have not left their loop (detail::worker_threads()).
   std::size_t worker_threads() const noexcept;
   void wait();
+  bool wait_until(std::chrono::steady_clock::time_point deadline);
   void add_callback(std::function<void(const outcome&)> f);
   // Calls the callbacks that `t` remembers, with its outcome.
   void run_callbacks(const task_base& t, std::uint32_t phase) noexcept;

@@ -490,6 +490,38 @@ TEST(PoolErrorTest, FailingToStartTheFirstThreadsThrows) {
   background::detail::fail_next_thread_starts(0);
 }
 
+TEST_P(PoolTest, WaitForReturnsTrueOnceEveryTaskHasRun) {
+  background::pool pool{GetParam()};
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 100; ++i) pool.run([&ran] { ++ran; });
+  EXPECT_TRUE(pool.wait_for(std::chrono::minutes(1)));
+  EXPECT_EQ(ran, 100);
+  EXPECT_TRUE(pool.wait_for(std::chrono::seconds(0)));  // idle: true at once
+}
+
+TEST_P(PoolTest, WaitForGivesUpWhileATaskRunsAndWaitsAgainAfter) {
+  background::pool pool{GetParam()};
+  std::latch release{1};
+  std::atomic<bool> done{false};
+  auto f = pool.run([&] {
+    release.wait();
+    done = true;
+  });
+  EXPECT_FALSE(pool.wait_for(std::chrono::milliseconds(1)));
+  EXPECT_FALSE(pool.wait_until(std::chrono::steady_clock::now()));
+  EXPECT_FALSE(done);
+  release.count_down();
+  EXPECT_TRUE(pool.wait_until(std::chrono::steady_clock::now() + std::chrono::minutes(1)));
+  EXPECT_TRUE(done);  // true means the task has finished, as after wait()
+  EXPECT_TRUE(f.done());
+}
+
+TEST(PoolErrorTest, WaitForFromItsOwnTaskIsALogicError) {
+  background::pool pool{1};
+  auto f = pool.run([&pool] { (void)pool.wait_for(std::chrono::seconds(1)); });
+  EXPECT_THROW(f.get(), std::logic_error);
+}
+
 TEST(PoolErrorTest, WaitFromItsOwnTaskIsALogicError) {
   background::pool pool{2};
   auto f = pool.run([&pool] { pool.wait(); });

@@ -13,6 +13,7 @@
 #ifndef BACKGROUND_POOL_HPP
 #define BACKGROUND_POOL_HPP
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -175,6 +176,17 @@ class BACKGROUND_API pool {
   // thread. Throws std::logic_error if called from one of this pool's own tasks or callbacks,
   // which would wait for itself.
   void wait();
+
+  // pool::wait_for(), pool::wait_until()
+  //
+  // As wait(), but gives up when the time is up: returns true if the pool went idle, false on
+  // timeout. Python's `background.wait(timeout)`.
+  template <class Rep, class Period>
+  bool wait_for(const std::chrono::duration<Rep, Period>& timeout) {
+    return wait_until(std::chrono::steady_clock::now() +
+                      std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+  }
+  bool wait_until(std::chrono::steady_clock::time_point deadline);
 
   // pool::shutdown()
   //
