@@ -849,15 +849,23 @@ TEST_P(ComposeTest, AsCompletedRecordsTheOrderInWhichInputsFinished) {
     return 1;
   });
   std::vector<future<int>> fs{f0, f1, f2};
-  auto range = background::as_completed(fs);
-  release2.count_down();
-  f2.wait();
-  release0.count_down();
-  f0.wait();
-  release1.count_down();
-  f1.wait();
+  // Each input is released only once the range has yielded the one before: the order is the
+  // order of finishing, whoever runs what. (Waiting on f2 itself would not do: its done() turns
+  // true a moment before its worker delivers it to the range; see as_completed().) A timeout,
+  // so that a range yielding in another order fails rather than hangs.
+  auto range = background::as_completed(fs, std::chrono::seconds(60));
   std::vector<int> order;
-  for (const auto& f : range) order.push_back(f.get());
+  release2.count_down();
+  auto it = range.begin();
+  order.push_back(it->get());
+  release0.count_down();
+  ++it;
+  order.push_back(it->get());
+  release1.count_down();
+  ++it;
+  order.push_back(it->get());
+  ++it;
+  EXPECT_TRUE(it == range.end());
   EXPECT_EQ(order, (std::vector<int>{2, 0, 1}));
 }
 

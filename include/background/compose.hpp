@@ -380,7 +380,10 @@ std::optional<std::size_t> wait_any(R&& fs, const std::chrono::duration<Rep, Per
 // as_completed()
 //
 // An input range that yields copies of the futures of `fs` in the order they finish (those
-// already done first, in input order). `begin()` and `++` block until the next one is done; on
+// already done first, in input order). "Finish" is the moment the finishing thread delivers the
+// outcome to the range, just after the future's done() turns true: a future seen done by
+// another thread may, for that moment, not be deliverable yet, and one that finishes
+// meanwhile may come first. `begin()` and `++` block until the next one is done; on
 // a pool's worker they run inputs that no worker has started yet meanwhile, as future::wait()
 // does. Costs O(N) in all for N futures. The range holds its own copies of the futures; iterate
 // it once, from one thread.
