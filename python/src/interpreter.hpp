@@ -1,0 +1,43 @@
+// When native threads may run Python code, and how they hold the GIL.
+//
+// The pools' workers are native threads that Python did not start. Each Python call they run
+// enters through a python_scope: it checks that the interpreter is still open (close_python(),
+// called at exit while the interpreter is whole, shuts that door and waits for everyone inside
+// to leave), then takes the GIL. A worker keeps its Python thread state across tasks, so a task
+// costs one GIL acquire and release, not the creation of a thread state.
+#ifndef BACKGROUND_PYTHON_INTERPRETER_HPP
+#define BACKGROUND_PYTHON_INTERPRETER_HPP
+
+#include <Python.h>
+
+namespace background::python {
+
+// Closes the door: from now on no python_scope opens, and it returns once no thread is inside
+// one. Call with the GIL released (those inside may need it to finish). Idempotent.
+void close_python() noexcept;
+
+// Whether this thread holds the GIL; false once close_python() has begun.
+bool holds_gil() noexcept;
+
+// Holds the GIL for its lifetime if ok(): on a thread that already holds it, on a Python thread
+// that does not, or on a native thread (whose thread state is then created once and kept until
+// the thread ends). Not ok() once close_python() has begun: then the caller must not touch any
+// Python object, and leaks its references instead (the process is on its way out).
+class python_scope {
+ public:
+  python_scope() noexcept;
+  ~python_scope();
+  python_scope(const python_scope&) = delete;
+  python_scope& operator=(const python_scope&) = delete;
+
+  bool ok() const noexcept { return mode_ != mode::closed; }
+
+ private:
+  enum class mode { closed, held, restored, ensured };
+  mode mode_ = mode::closed;
+  PyGILState_STATE state_{};
+};
+
+}  // namespace background::python
+
+#endif  // BACKGROUND_PYTHON_INTERPRETER_HPP

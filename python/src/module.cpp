@@ -1,0 +1,99 @@
+// background._core: the native half of the Python package (python/background/): pools of the
+// C++ core that run Python calls. The package's Python side gives them their Python faces.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstddef>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "background/background.hpp"
+#include "cpu_count.hpp"  // the core's src/: how the default pool is sized
+#include "interpreter.hpp"
+#include "native_pool.hpp"
+#include "python_call.hpp"
+
+namespace py = pybind11;
+using background::python::native_pool;
+
+namespace {
+
+// A native future: what a Python future needs of its task beyond the Python side.
+struct native_future {
+  background::future<void> future;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "The native half of background: pools of the C++ core that run Python calls.";
+  background::python::init_python_call();
+
+  // shutdown_error is a std::runtime_error: pybind11 makes it a RuntimeError, as
+  // ThreadPoolExecutor raises after shutdown. std::logic_error (wait() from the pool's own
+  // task) becomes RuntimeError too, and std::invalid_argument a ValueError.
+
+  py::class_<native_future>(m, "NativeFuture")
+      .def(
+          "cancel", [](const native_future& f) { return f.future.cancel(); },
+          "Cancels the task if it has not started; true if it did.")
+      .def("done", [](const native_future& f) { return f.future.done(); })
+      .def(
+          "wait", [](const native_future& f) { f.future.wait(); },
+          py::call_guard<py::gil_scoped_release>(),
+          "Blocks until the task is done; on a worker, runs it (or what it waits for) if it "
+          "has not started: nested waits cannot deadlock. The GIL is released meanwhile.");
+
+  py::class_<native_pool>(m, "Pool")
+      .def(py::init([](std::size_t threads, std::string name, py::object thread_start) {
+             if (threads == 0) throw std::invalid_argument("a pool needs at least one thread");
+             py::gil_scoped_release unlocked;  // the new workers' start hooks need it
+             return new native_pool(threads, std::move(name), thread_start.ptr());
+           }),
+           py::arg("threads"), py::arg("name"), py::arg("thread_start") = py::none())
+      .def(
+          "submit",
+          [](native_pool& p, py::handle future, py::handle fn, py::handle args, py::handle kwargs) {
+            return native_future{p.submit(future.ptr(), fn.ptr(), args.ptr(),
+                                          kwargs.is_none() ? nullptr : kwargs.ptr())};
+          },
+          "Queues fn(*args, **kwargs) for the concurrent.futures.Future `future`.")
+      .def_property_readonly("size", &native_pool::size)
+      .def("resize", &native_pool::resize, py::call_guard<py::gil_scoped_release>())
+      .def("wait", &native_pool::wait, py::arg("timeout") = py::none())
+      .def("shutdown", &native_pool::shutdown, py::arg("wait"), py::arg("cancel"))
+      .def("mark_broken", &native_pool::mark_broken)
+      .def_property_readonly("broken", &native_pool::broken)
+      .def_property_readonly("is_default", &native_pool::is_default)
+      .def_property_readonly("used", &native_pool::used)
+      .def("stats", [](const native_pool& p) {
+        const background::pool_stats s = p.stats();
+        py::dict d;
+        d["threads"] = s.threads;
+        d["busy"] = s.busy;
+        d["queued"] = s.queued;
+        d["completed"] = s.completed;
+        d["failed"] = s.failed;
+        d["cancelled"] = s.cancelled;
+        return d;
+      });
+
+  // The default pool's face, made once: the core's default pool is created on first use.
+  m.def(
+      "default_pool",
+      []() -> native_pool& {
+        static auto* face = new native_pool();  // never freed: it outlives the interpreter
+        return *face;
+      },
+      py::return_value_policy::reference);
+  m.def(
+      "default_n", [] { return background::detail::available_cpus(); },
+      "The number of CPUs this process may use (affinity mask and cgroup CPU quota).");
+  m.def(
+      "on_worker", [] { return background::this_pool() != nullptr; },
+      "Whether this thread is a worker of a pool (where nested waits run what they wait for).");
+  m.def(
+      "close", [] { background::python::close_python(); }, py::call_guard<py::gil_scoped_release>(),
+      "From now on no task runs Python code; returns once none does. Called at exit.");
+}

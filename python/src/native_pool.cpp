@@ -1,0 +1,132 @@
+#include "native_pool.hpp"
+
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "interpreter.hpp"
+
+namespace background::python {
+namespace {
+
+// Releases the GIL for its lifetime if this thread holds it and the interpreter is open.
+class gil_release {
+ public:
+  // Once the interpreter closes nobody may take the GIL any more: keeping it is harmless.
+  gil_release() noexcept : held_(holds_gil()) {}
+  ~gil_release() {
+    if (saved_ != nullptr) PyEval_RestoreThread(saved_);
+  }
+  void release() noexcept {
+    if (held_) saved_ = PyEval_SaveThread();
+  }
+  gil_release(const gil_release&) = delete;
+  gil_release& operator=(const gil_release&) = delete;
+
+ private:
+  bool held_ = false;
+  PyThreadState* saved_ = nullptr;
+};
+
+// A Python callable, owned by a pool's thread-start hook; released with the GIL if the
+// interpreter is still open.
+struct python_ref {
+  PyObject* object;
+  explicit python_ref(PyObject* o) : object(o) { Py_XINCREF(object); }
+  python_ref(const python_ref&) = delete;
+  python_ref& operator=(const python_ref&) = delete;
+  ~python_ref() {
+    python_scope py;
+    if (py.ok()) Py_XDECREF(object);
+  }
+};
+
+}  // namespace
+
+native_pool::native_pool(std::size_t threads, std::string name, PyObject* thread_start) {
+  background::pool_options options;
+  options.name = std::move(name);
+  if (thread_start != nullptr && thread_start != Py_None) {
+    std::shared_ptr<python_ref> start;
+    {
+      python_scope py;  // the reference is taken with the GIL
+      start = std::make_shared<python_ref>(thread_start);
+    }
+    options.on_thread_start = [start](std::size_t) {
+      python_scope py;
+      if (!py.ok()) return;
+      PyObject* r = PyObject_CallNoArgs(start->object);
+      if (r == nullptr) {
+        PyErr_WriteUnraisable(start->object);
+      } else {
+        Py_DECREF(r);
+      }
+    };
+  }
+  owned_ = std::make_unique<background::pool>(threads, std::move(options));
+}
+
+native_pool::~native_pool() {
+  gil_release unlocked;
+  unlocked.release();
+  if (closer_.joinable()) closer_.join();
+  owned_.reset();
+}
+
+background::future<void> native_pool::submit(PyObject* future, PyObject* fn, PyObject* args,
+                                             PyObject* kwargs) {
+  used_.store(true, std::memory_order_relaxed);
+  background::future<void> f = pool().run(python_call(future, fn, args, kwargs, state_));
+  state_->backlog.push_back(f);  // with the GIL: see pool_state
+  return f;
+}
+
+void native_pool::resize(std::size_t threads) { pool().resize(threads); }
+
+bool native_pool::wait(std::optional<double> timeout) {
+  using clock = std::chrono::steady_clock;
+  const auto slice = std::chrono::milliseconds(100);
+  const auto deadline =
+      timeout ? clock::now() + std::chrono::duration_cast<clock::duration>(
+                                   std::chrono::duration<double>(std::max(*timeout, 0.0)))
+              : clock::time_point::max();
+  for (;;) {
+    const auto now = clock::now();
+    const auto until = deadline - now > slice ? now + slice : deadline;
+    bool idle = false;
+    {
+      gil_release unlocked;
+      unlocked.release();
+      idle = pool().wait_until(until);
+    }
+    if (idle) return true;
+    if (PyErr_CheckSignals() != 0) throw pybind11::error_already_set();  // Ctrl-C, say
+    if (clock::now() >= deadline) return false;
+  }
+}
+
+void native_pool::shutdown(bool wait, bool cancel) {
+  if (owned_ == nullptr) return;  // the default pool lives as long as the process
+  if (wait) {
+    gil_release unlocked;
+    unlocked.release();
+    if (closer_.joinable()) closer_.join();
+    cancel ? owned_->shutdown(background::cancel_pending) : owned_->shutdown();
+    return;
+  }
+  if (closer_.joinable()) return;
+  background::pool* p = owned_.get();
+  closer_ = std::thread(
+      [p, cancel] { cancel ? p->shutdown(background::cancel_pending) : p->shutdown(); });
+}
+
+void native_pool::mark_broken(const std::string& reason) {
+  if (state_->broken.load(std::memory_order_acquire)) return;
+  state_->broken_reason = reason;  // with the GIL: one writer
+  // release: pairs with the acquire loads in python_call and broken().
+  state_->broken.store(true, std::memory_order_release);
+}
+
+}  // namespace background::python

@@ -1,0 +1,65 @@
+// native_pool: a pool of the C++ core as Python sees it: the core's default pool, or one of its
+// own (background.Executor's), running python_calls.
+#ifndef BACKGROUND_PYTHON_NATIVE_POOL_HPP
+#define BACKGROUND_PYTHON_NATIVE_POOL_HPP
+
+#include <Python.h>
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "background/background.hpp"
+#include "python_call.hpp"
+
+namespace background::python {
+
+class native_pool {
+ public:
+  // The core's default pool (background::default_pool()), not owned; created on first use of
+  // this object, not by its construction (importing the package starts no thread).
+  native_pool() = default;
+  // A pool of its own with `threads` workers named `<name>-<k>`; `thread_start`, if not None,
+  // is called with no argument on each worker before it takes a task (with the GIL; what it
+  // raises goes to sys.unraisablehook). Call without the GIL: the workers may need it.
+  native_pool(std::size_t threads, std::string name, PyObject* thread_start);
+  native_pool(const native_pool&) = delete;
+  native_pool& operator=(const native_pool&) = delete;
+  // Runs what is queued, then joins (a pool of its own; the default pool is left alone). Takes
+  // care of the GIL itself.
+  ~native_pool();
+
+  // Queues future.set_running_or_notify_cancel(), fn(*args, **kwargs) and the future's
+  // settling (python_call). With the GIL; never blocks. Throws shutdown_error once shut down.
+  background::future<void> submit(PyObject* future, PyObject* fn, PyObject* args, PyObject* kwargs);
+
+  std::size_t size() const { return pool().size(); }
+  background::pool_stats stats() const { return pool().stats(); }
+  // Whether submit() was ever called (the interpreter's exit waits for such pools only).
+  bool used() const noexcept { return used_.load(std::memory_order_relaxed); }
+  void resize(std::size_t threads);  // without the GIL
+  // Until idle or the timeout (seconds) is up; with the GIL, which it releases while it waits,
+  // taking it back every 100 ms to let signal handlers run (Ctrl-C), whose exception it throws.
+  bool wait(std::optional<double> timeout);
+  // pool::shutdown(), with cancel_pending if `cancel`; if not `wait`, on a thread of its own
+  // that the destructor joins. With the GIL, which it releases.
+  void shutdown(bool wait, bool cancel);
+  void mark_broken(const std::string& reason);
+  bool broken() const noexcept { return state_->broken.load(std::memory_order_acquire); }
+  bool is_default() const noexcept { return owned_ == nullptr; }
+
+ private:
+  background::pool& pool() const { return owned_ ? *owned_ : background::default_pool(); }
+
+  std::unique_ptr<background::pool> owned_;  // null: the default pool
+  std::atomic<bool> used_{false};  // relaxed: a hint for exit, read after the submits returned
+  std::shared_ptr<pool_state> state_ = std::make_shared<pool_state>();
+  std::thread closer_;  // shutdown(wait=False)
+};
+
+}  // namespace background::python
+
+#endif  // BACKGROUND_PYTHON_NATIVE_POOL_HPP
