@@ -24,7 +24,8 @@ import sys
 import types
 
 from . import _core
-from ._executor import Executor, _check_size, _live
+from ._executor import (Executor, _check_size, _default_pool, _default_pool_if_made,
+                        _live)
 from ._future import Future
 
 __all__ = ["task", "run", "n", "callback", "callbacks", "results", "pool", "wait", "default_n",
@@ -40,7 +41,6 @@ def default_n():
 # The executor that run() and task() submit to: `pool` (see _Module.pool).
 _default_executor = Executor._on_default_pool()
 _pool = _default_executor
-_default_native = _core.default_pool()
 
 # Functions called with each future that task() returns, from their registration on.
 callbacks = []
@@ -57,8 +57,9 @@ def run(f, *args, **kwargs):
     if executor is _default_executor:
         # The default pool's executor.submit(), without its frame: the per-task cost is most
         # of what this module is measured by (bench/python).
+        native = _default_pool_if_made() or _default_pool()
         future = Future()
-        future._native = _default_native.submit(future, f, args, kwargs or None)
+        future._native = native.submit(future, f, args, kwargs or None)
     else:
         future = executor.submit(f, *args, **kwargs)
     results.append(future)
@@ -91,7 +92,8 @@ def wait(timeout=None):
     """Blocks until the default pool has nothing queued or running (including what is submitted
     meanwhile). Returns True, or False if `timeout` seconds passed first. RuntimeError from a
     task of the default pool (it would wait for itself). Ctrl-C interrupts it."""
-    return _core.default_pool().wait(timeout)
+    native = _default_pool_if_made()
+    return True if native is None else native.wait(timeout)
 
 
 class _Module(types.ModuleType):
@@ -103,11 +105,11 @@ class _Module(types.ModuleType):
         starts threads now, and queued tasks start on them; shrinking never blocks). TypeError
         unless an int, ValueError unless positive; nothing changes then. Only the native pool:
         a `pool` assigned elsewhere (Dask) is not resized."""
-        return _core.default_pool().size
+        return _default_pool().size
 
     @n.setter
     def n(self, value):
-        _core.default_pool().resize(_check_size(value, "background.n"))
+        _default_pool().resize(_check_size(value, "background.n"))
 
     @property
     def pool(self):
@@ -133,8 +135,9 @@ def _at_exit():
     # Runs what is queued, as ThreadPoolExecutor does at exit, while the interpreter is whole;
     # then closes the door: no task runs Python code from here on (python/src/interpreter.hpp).
     try:
-        if _core.default_pool().used:
-            _core.default_pool().wait()
+        native = _default_pool_if_made()
+        if native is not None and native.used:
+            native.wait()
         for executor in list(_live):
             executor._pool.wait()
     finally:

@@ -15,6 +15,24 @@ _LOGGER = logging.getLogger("concurrent.futures")
 _live = weakref.WeakSet()
 
 
+_default_native = None
+_default_lock = threading.Lock()
+
+
+def _default_pool():
+    """The package's default native pool, made on first use: importing starts no thread."""
+    global _default_native
+    if _default_native is None:
+        with _default_lock:
+            if _default_native is None:
+                _default_native = _core.default_pool()
+    return _default_native
+
+
+def _default_pool_if_made():
+    return _default_native
+
+
 def _check_size(value, what):
     """A positive int, or TypeError (bool and non-ints) / ValueError (<= 0)."""
     if isinstance(value, bool):
@@ -90,13 +108,8 @@ class Executor(concurrent.futures.Executor):
 
     @classmethod
     def _on_default_pool(cls):
-        """The executor of background.run and background.task: the core's default pool."""
-        self = cls.__new__(cls)
-        self._pending = None
-        self._shutdown_lock = threading.Lock()
-        self._shutdown = False
-        self._pool = _core.default_pool()
-        return self
+        """The executor of background.run and background.task: the default pool."""
+        return _DefaultExecutor()
 
     def submit(self, fn, /, *args, **kwargs):
         pool = self._pool
@@ -146,3 +159,17 @@ class Executor(concurrent.futures.Executor):
         if wait:
             _live.discard(self)
 
+
+
+class _DefaultExecutor(Executor):
+    """background.pool's default: an Executor on the package's default pool, made on first
+    use; shutdown() only waits (the default pool lives as long as the process)."""
+
+    def __init__(self):  # noqa: super().__init__ would make a pool of its own
+        self._pending = None
+        self._shutdown_lock = threading.Lock()
+        self._shutdown = False
+
+    @property
+    def _pool(self):
+        return _default_pool()

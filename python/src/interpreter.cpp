@@ -69,6 +69,10 @@ void close_python() noexcept {
   }
 }
 
+void prepare_thread() noexcept {
+  python_scope py;  // creates and names the thread state, if this thread has none yet
+}
+
 bool holds_gil() noexcept {
   if (!enter_python()) return false;
   const bool held = PyGILState_Check() != 0;

@@ -16,6 +16,11 @@ namespace background::python {
 // one. Call with the GIL released (those inside may need it to finish). Idempotent.
 void close_python() noexcept;
 
+// On a native thread that has not run Python code yet: gives it its Python thread state now,
+// named after the thread (a pool's `<name>-<k>`, as threading.current_thread().name), so that
+// its first call does not pay for that. Takes the GIL for a moment. A pool's start hook.
+void prepare_thread() noexcept;
+
 // Whether this thread holds the GIL; false once close_python() has begun.
 bool holds_gil() noexcept;
 

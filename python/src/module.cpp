@@ -79,11 +79,20 @@ PYBIND11_MODULE(_core, m) {
         return d;
       });
 
-  // The default pool's face, made once: the core's default pool is created on first use.
+  // The package's default pool (background.pool, n, wait), made on first use (importing
+  // starts no thread). The package's own, not the core's background::default_pool(): its
+  // workers get their Python thread state as they start, and `n = 110` returns with 110 ready
+  // workers (the core's default pool takes no start hook). Never freed: it outlives the
+  // interpreter (its workers stay out of Python once the door is closed).
   m.def(
       "default_pool",
       []() -> native_pool& {
-        static auto* face = new native_pool();  // never freed: it outlives the interpreter
+        static native_pool* face = [] {
+          py::gil_scoped_release unlocked;  // its workers' start hooks need the GIL
+          auto* p = new native_pool(background::detail::available_cpus(), "background", nullptr);
+          p->set_default();
+          return p;
+        }();
         return *face;
       },
       py::return_value_policy::reference);

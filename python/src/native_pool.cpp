@@ -48,42 +48,68 @@ struct python_ref {
 native_pool::native_pool(std::size_t threads, std::string name, PyObject* thread_start) {
   background::pool_options options;
   options.name = std::move(name);
+  std::shared_ptr<python_ref> start;
   if (thread_start != nullptr && thread_start != Py_None) {
-    std::shared_ptr<python_ref> start;
-    {
-      python_scope py;  // the reference is taken with the GIL
-      start = std::make_shared<python_ref>(thread_start);
-    }
-    options.on_thread_start = [start](std::size_t) {
-      python_scope py;
-      if (!py.ok()) return;
-      PyObject* r = PyObject_CallNoArgs(start->object);
-      if (r == nullptr) {
-        PyErr_WriteUnraisable(start->object);
-      } else {
-        Py_DECREF(r);
-      }
-    };
+    python_scope py;  // the reference is taken with the GIL
+    start = std::make_shared<python_ref>(thread_start);
   }
-  owned_ = std::make_unique<background::pool>(threads, std::move(options));
+  options.on_thread_start = [start, ready = ready_](std::size_t) {
+    prepare_thread();
+    if (start != nullptr) {
+      python_scope py;
+      if (py.ok()) {
+        PyObject* r = PyObject_CallNoArgs(start->object);
+        if (r == nullptr) {
+          PyErr_WriteUnraisable(start->object);
+        } else {
+          Py_DECREF(r);
+        }
+      }
+    }
+    // seq_cst, with the wake: await_ready() waits on this word.
+    ready->fetch_add(1, std::memory_order_seq_cst);
+    ready->notify_all();
+  };
+  options.on_thread_stop = [ready = ready_](std::size_t) {
+    ready->fetch_sub(1, std::memory_order_seq_cst);
+  };
+  pool_ = std::make_unique<background::pool>(threads, std::move(options));
+  await_ready(threads);
+}
+
+void native_pool::await_ready(std::size_t threads) const {
+  // A warm-up, not a promise: give up after 10 s (a slow machine, a hook that blocks).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const auto want = static_cast<std::ptrdiff_t>(threads);
+  for (std::ptrdiff_t now = ready_->load(std::memory_order_seq_cst); now < want;
+       now = ready_->load(std::memory_order_seq_cst)) {
+    if (std::chrono::steady_clock::now() >= deadline) return;
+    // Woken by each ready worker; a worker that leaves meanwhile (a shrink from another
+    // thread) lowers the count without a wake, hence the bounded naps.
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
 }
 
 native_pool::~native_pool() {
   gil_release unlocked;
   unlocked.release();
   if (closer_.joinable()) closer_.join();
-  owned_.reset();
+  pool_.reset();
 }
 
 background::future<void> native_pool::submit(PyObject* future, PyObject* fn, PyObject* args,
                                              PyObject* kwargs) {
   used_.store(true, std::memory_order_relaxed);
-  background::future<void> f = pool().run(python_call(future, fn, args, kwargs, state_));
+  background::future<void> f = pool_->run(python_call(future, fn, args, kwargs, state_));
   state_->backlog.push_back(f);  // with the GIL: see pool_state
   return f;
 }
 
-void native_pool::resize(std::size_t threads) { pool().resize(threads); }
+void native_pool::resize(std::size_t threads) {
+  const std::size_t before = pool_->size();
+  pool_->resize(threads);
+  if (threads > before) await_ready(threads);
+}
 
 bool native_pool::wait(std::optional<double> timeout) {
   using clock = std::chrono::steady_clock;
@@ -99,7 +125,7 @@ bool native_pool::wait(std::optional<double> timeout) {
     {
       gil_release unlocked;
       unlocked.release();
-      idle = pool().wait_until(until);
+      idle = pool_->wait_until(until);
     }
     if (idle) return true;
     if (PyErr_CheckSignals() != 0) throw pybind11::error_already_set();  // Ctrl-C, say
@@ -108,16 +134,16 @@ bool native_pool::wait(std::optional<double> timeout) {
 }
 
 void native_pool::shutdown(bool wait, bool cancel) {
-  if (owned_ == nullptr) return;  // the default pool lives as long as the process
+  if (is_default_) return;  // the default pool lives as long as the process
   if (wait) {
     gil_release unlocked;
     unlocked.release();
     if (closer_.joinable()) closer_.join();
-    cancel ? owned_->shutdown(background::cancel_pending) : owned_->shutdown();
+    cancel ? pool_->shutdown(background::cancel_pending) : pool_->shutdown();
     return;
   }
   if (closer_.joinable()) return;
-  background::pool* p = owned_.get();
+  background::pool* p = pool_.get();
   closer_ = std::thread(
       [p, cancel] { cancel ? p->shutdown(background::cancel_pending) : p->shutdown(); });
 }

@@ -19,12 +19,10 @@ namespace background::python {
 
 class native_pool {
  public:
-  // The core's default pool (background::default_pool()), not owned; created on first use of
-  // this object, not by its construction (importing the package starts no thread).
-  native_pool() = default;
-  // A pool of its own with `threads` workers named `<name>-<k>`; `thread_start`, if not None,
-  // is called with no argument on each worker before it takes a task (with the GIL; what it
-  // raises goes to sys.unraisablehook). Call without the GIL: the workers may need it.
+  // A pool of `threads` workers named `<name>-<k>`. Each worker gets its Python thread state
+  // as it starts (prepare_thread()), then calls `thread_start`, if not None, with no argument
+  // (with the GIL; what it raises goes to sys.unraisablehook). Returns once every worker is
+  // ready (or after 10 s). Call without the GIL: the workers need it.
   native_pool(std::size_t threads, std::string name, PyObject* thread_start);
   native_pool(const native_pool&) = delete;
   native_pool& operator=(const native_pool&) = delete;
@@ -36,11 +34,13 @@ class native_pool {
   // settling (python_call). With the GIL; never blocks. Throws shutdown_error once shut down.
   background::future<void> submit(PyObject* future, PyObject* fn, PyObject* args, PyObject* kwargs);
 
-  std::size_t size() const { return pool().size(); }
-  background::pool_stats stats() const { return pool().stats(); }
+  std::size_t size() const { return pool_->size(); }
+  background::pool_stats stats() const { return pool_->stats(); }
   // Whether submit() was ever called (the interpreter's exit waits for such pools only).
   bool used() const noexcept { return used_.load(std::memory_order_relaxed); }
-  void resize(std::size_t threads);  // without the GIL
+  // Without the GIL. Growing returns once the new workers are ready, as the constructor does:
+  // the tasks that follow start without a Python thread state to make first.
+  void resize(std::size_t threads);
   // Until idle or the timeout (seconds) is up; with the GIL, which it releases while it waits,
   // taking it back every 100 ms to let signal handlers run (Ctrl-C), whose exception it throws.
   bool wait(std::optional<double> timeout);
@@ -49,12 +49,19 @@ class native_pool {
   void shutdown(bool wait, bool cancel);
   void mark_broken(const std::string& reason);
   bool broken() const noexcept { return state_->broken.load(std::memory_order_acquire); }
-  bool is_default() const noexcept { return owned_ == nullptr; }
+  // Whether this is the package's default pool (background.pool, background.n): never shut
+  // down, waited for at exit only if used.
+  bool is_default() const noexcept { return is_default_; }
+  void set_default() noexcept { is_default_ = true; }
 
  private:
-  background::pool& pool() const { return owned_ ? *owned_ : background::default_pool(); }
+  void await_ready(std::size_t threads) const;
 
-  std::unique_ptr<background::pool> owned_;  // null: the default pool
+  // Workers whose start hook has finished, less those whose stop hook has run.
+  std::shared_ptr<std::atomic<std::ptrdiff_t>> ready_ =
+      std::make_shared<std::atomic<std::ptrdiff_t>>(0);
+  std::unique_ptr<background::pool> pool_;
+  bool is_default_ = false;
   std::atomic<bool> used_{false};  // relaxed: a hint for exit, read after the submits returned
   std::shared_ptr<pool_state> state_ = std::make_shared<pool_state>();
   std::thread closer_;  // shutdown(wait=False)
