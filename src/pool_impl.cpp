@@ -201,14 +201,17 @@ void pool_impl::thread_stopping(const worker& self) noexcept {
   }
 }
 
-void pool_impl::reap_exited() {
+pool_impl::exited_workers::~exited_workers() {
+  // Its loop has returned: this waits only for the thread to end, which may still run its
+  // thread_local destructors (an embedding's, say, that take a lock of their own: Python's GIL).
+  for (worker& w : list) w.thread.join();
+}
+
+void pool_impl::take_exited(exited_workers& out) {
   for (auto it = workers_.begin(); it != workers_.end();) {
-    if (it->exited) {
-      it->thread.join();  // its loop has returned: this waits only for the thread to end
-      it = workers_.erase(it);
-    } else {
-      ++it;
-    }
+    auto next = std::next(it);
+    if (it->exited) out.list.splice(out.list.end(), workers_, it);
+    it = next;
   }
 }
 
@@ -624,9 +627,12 @@ void pool_impl::task_done(bool entry_left) noexcept {
 
 void pool_impl::resize(std::size_t threads) {
   check_size(threads);
+  // Joined once the lock is released (declared first, destroyed last): a leaving thread's end
+  // may wait for a lock whose holder waits for ours (size(), stats() or submit() under the GIL).
+  exited_workers exited;
   std::lock_guard<std::mutex> lock(mutex_);
   if (stop_.load(std::memory_order_relaxed)) throw shutdown_error();
-  reap_exited();
+  take_exited(exited);
   const std::size_t old_target = target_;
   target_ = threads;
   try {

@@ -127,7 +127,16 @@ class pool_impl {
   ~pool_impl();
   void worker_main(worker* self);
   void start_worker();  // with mutex_ held
-  void reap_exited();   // with mutex_ held
+  // Workers that have left, taken out of workers_ under mutex_, and joined when this is
+  // destroyed, after the lock is released.
+  struct exited_workers {
+    std::list<worker> list;
+    exited_workers() = default;
+    exited_workers(const exited_workers&) = delete;
+    exited_workers& operator=(const exited_workers&) = delete;
+    ~exited_workers();
+  };
+  void take_exited(exited_workers& out);  // with mutex_ held
   // Whether this worker must leave now (stop_, or a shrink made it surplus); takes the lock.
   bool leave(worker* self);
   // The next task for a worker: its own deque's newest, else the ring's oldest, else one

@@ -100,7 +100,8 @@ TEST(PoolParkingTest, SubmitsThatRaceAWorkerGoingToSleepAlwaysWakeIt) {
     while (std::chrono::steady_clock::now() < until) {
     }
     auto f = pool.run([] {});
-    ASSERT_TRUE(f.wait_for(std::chrono::seconds(30))) << "a submit did not wake the worker, at " << i;
+    ASSERT_TRUE(f.wait_for(std::chrono::seconds(30)))
+        << "a submit did not wake the worker, at " << i;
   }
 }
 
@@ -188,7 +189,7 @@ TEST(PoolParkingTest, ARefillBetweenAParkersTwoLooksStrandsNothing) {
       x2_ran.wait();
     });
     (void)pool.run([&] { x2_ran.count_down(); });  // on the overflow list, behind x1
-    b_go.count_down();  // B drains the ring
+    b_go.count_down();                             // B drains the ring
     last_running.wait();
     between_looks.state = 1;
     at_start.state = 3;  // A reads its key, counts itself sleeping and looks
@@ -520,6 +521,57 @@ TEST(PoolErrorTest, WaitForFromItsOwnTaskIsALogicError) {
   background::pool pool{1};
   auto f = pool.run([&pool] { (void)pool.wait_for(std::chrono::seconds(1)); });
   EXPECT_THROW(f.get(), std::logic_error);
+}
+
+// A worker's thread may still be ending (thread_local destructors) after it has left the
+// pool. If that end waits for a lock whose holder waits for the pool's own lock (an embedding's
+// GIL: Python's size() under the GIL while a leaving worker's thread state waits for the GIL),
+// resize() must not join the thread while it holds the pool's lock.
+std::mutex outside_lock;          // stands for the GIL
+std::atomic<bool> ending{false};  // a worker's thread is in its thread_local destructor
+struct ends_under_outside_lock {
+  bool armed = false;
+  ~ends_under_outside_lock() {
+    if (!armed) return;
+    ending = true;
+    std::lock_guard<std::mutex> lock(outside_lock);
+  }
+};
+thread_local ends_under_outside_lock thread_end;
+
+TEST(PoolResizeTest, JoiningALeftWorkerDoesNotHoldThePoolsLock) {
+  background::pool_options options;
+  options.on_thread_start = [](std::size_t) { thread_end.armed = true; };
+  auto* pool = new background::pool{2, options};  // leaked if the test fails: threads stuck
+  std::unique_lock<std::mutex> outside(outside_lock);
+  pool->resize(1);  // one worker leaves; its thread's end blocks on outside_lock
+  for (int i = 0; i < 1'000'000 && !ending; ++i) std::this_thread::yield();
+  ASSERT_TRUE(ending);
+  std::atomic<bool> resized{false};
+  std::thread resizer([pool, &resized] {
+    pool->resize(2);  // takes the left worker out of the list, joins it
+    resized = true;
+  });
+  // The holder of outside_lock asks for the pool's size meanwhile: it needs the pool's lock.
+  // (Once the resizer has had time to get that far: if it has not, this passes vacuously.)
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::atomic<bool> sized{false};
+  std::thread asker([pool, &sized] {
+    (void)pool->size();
+    sized = true;
+  });
+  for (int i = 0; i < 20'000 && !sized; ++i)
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  if (!sized) {
+    ADD_FAILURE() << "size() blocked behind a resize() that joins a thread under the pool's lock";
+    std::_Exit(1);  // the threads are deadlocked: no clean way out
+  }
+  outside.unlock();
+  resizer.join();
+  asker.join();
+  EXPECT_TRUE(resized);
+  EXPECT_EQ(pool->size(), 2u);
+  delete pool;
 }
 
 TEST(PoolErrorTest, WaitFromItsOwnTaskIsALogicError) {
