@@ -132,8 +132,10 @@ sys.modules[__name__].__class__ = _Module
 
 @atexit.register
 def _at_exit():
-    # Runs what is queued, as ThreadPoolExecutor does at exit, while the interpreter is whole;
-    # then closes the door: no task runs Python code from here on (python/src/interpreter.hpp).
+    # Runs what is queued, as ThreadPoolExecutor does at exit, while the interpreter is whole
+    # (from here on only the pools' own tasks may submit: their follow-ups run too); then
+    # closes the door: no task runs Python code any more (python/src/interpreter.hpp).
+    _core.begin_exit()
     try:
         native = _default_pool_if_made()
         if native is not None and native.used:

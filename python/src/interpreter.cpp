@@ -3,7 +3,9 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <thread>
 
 namespace background::python {
 namespace {
@@ -14,6 +16,7 @@ namespace {
 // door closed.
 constexpr std::uint64_t closed_bit = std::uint64_t{1} << 63;
 std::atomic<std::uint64_t> door{0};
+std::atomic<std::thread::id> closer{};  // the thread that called close_python()
 
 void leave_python() noexcept {
   // The last thread out after the close wakes close_python().
@@ -62,6 +65,8 @@ void name_python_thread() noexcept {
 }  // namespace
 
 void close_python() noexcept {
+  // release: pairs with the acquire in ~gil_unlocked().
+  closer.store(std::this_thread::get_id(), std::memory_order_release);
   std::uint64_t s = door.fetch_or(closed_bit, std::memory_order_seq_cst) | closed_bit;
   while (s != closed_bit) {
     door.wait(s, std::memory_order_seq_cst);
@@ -73,11 +78,34 @@ void prepare_thread() noexcept {
   python_scope py;  // creates and names the thread state, if this thread has none yet
 }
 
-bool holds_gil() noexcept {
-  if (!enter_python()) return false;
-  const bool held = PyGILState_Check() != 0;
-  leave_python();
-  return held;
+// relaxed: a flag read by submit(); the exit hook and the submitters are ordered by the GIL.
+std::atomic<bool> exit_begun{false};
+
+void begin_exit() noexcept { exit_begun.store(true, std::memory_order_relaxed); }
+
+bool exiting() noexcept { return exit_begun.load(std::memory_order_relaxed); }
+
+bool python_closed() noexcept { return (door.load(std::memory_order_seq_cst) & closed_bit) != 0; }
+
+gil_unlocked::gil_unlocked() noexcept {
+  // Called from Python code, so the interpreter is whole: PyGILState_Check() is truthful.
+  if (PyGILState_Check() != 0) saved_ = PyEval_SaveThread();
+}
+
+gil_unlocked::~gil_unlocked() {
+  if (saved_ == nullptr) return;
+  if (enter_python()) {
+    // Inside the door, close_python() waits for this thread to have the GIL and leave.
+    PyEval_RestoreThread(saved_);
+    leave_python();
+    return;
+  }
+  // acquire: pairs with the release store in close_python().
+  if (closer.load(std::memory_order_acquire) == std::this_thread::get_id()) {
+    PyEval_RestoreThread(saved_);  // the finalizing thread itself: allowed
+    return;
+  }
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
 }
 
 python_scope::python_scope() noexcept {

@@ -21,8 +21,31 @@ void close_python() noexcept;
 // its first call does not pay for that. Takes the GIL for a moment. A pool's start hook.
 void prepare_thread() noexcept;
 
-// Whether this thread holds the GIL; false once close_python() has begun.
-bool holds_gil() noexcept;
+// Whether close_python() has begun: from then on nothing may be submitted (it would never run).
+bool python_closed() noexcept;
+
+// The exit hook has begun draining the pools: from then on only their own tasks may submit
+// (follow-ups of the work being drained), as ThreadPoolExecutor refuses submissions at exit;
+// a daemon thread that kept submitting would otherwise keep the drain from ever ending.
+void begin_exit() noexcept;
+bool exiting() noexcept;
+
+// Releases the GIL for its lifetime, if this thread holds it, around a blocking native call;
+// use it instead of pybind11's gil_scoped_release. Taking the GIL back goes through the door:
+// once close_python() has begun, a thread other than the one that closed it (the main thread,
+// which finalizes) would meet a finalizing interpreter, which ends such threads with
+// pthread_exit, fatal in a noexcept C++ frame. Such a thread (a daemon thread, since the
+// others have been joined by then) parks instead, for the rest of the process's life.
+class gil_unlocked {
+ public:
+  gil_unlocked() noexcept;
+  ~gil_unlocked();
+  gil_unlocked(const gil_unlocked&) = delete;
+  gil_unlocked& operator=(const gil_unlocked&) = delete;
+
+ private:
+  PyThreadState* saved_ = nullptr;
+};
 
 // Holds the GIL for its lifetime if ok(): on a thread that already holds it, on a Python thread
 // that does not, or on a native thread (whose thread state is then created once and kept until

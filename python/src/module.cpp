@@ -40,27 +40,39 @@ PYBIND11_MODULE(_core, m) {
           "Cancels the task if it has not started; true if it did.")
       .def("done", [](const native_future& f) { return f.future.done(); })
       .def(
-          "wait", [](const native_future& f) { f.future.wait(); },
-          py::call_guard<py::gil_scoped_release>(),
+          "wait",
+          [](const native_future& f) {
+            background::python::gil_unlocked unlocked;
+            f.future.wait();
+          },
           "Blocks until the task is done; on a worker, runs it (or what it waits for) if it "
           "has not started: nested waits cannot deadlock. The GIL is released meanwhile.");
 
   py::class_<native_pool>(m, "Pool")
       .def(py::init([](std::size_t threads, std::string name, py::object thread_start) {
              if (threads == 0) throw std::invalid_argument("a pool needs at least one thread");
-             py::gil_scoped_release unlocked;  // the new workers' start hooks need it
+             background::python::gil_unlocked unlocked;  // the new workers' start hooks need it
              return new native_pool(threads, std::move(name), thread_start.ptr());
            }),
            py::arg("threads"), py::arg("name"), py::arg("thread_start") = py::none())
       .def(
           "submit",
           [](native_pool& p, py::handle future, py::handle fn, py::handle args, py::handle kwargs) {
+            if (background::python::python_closed() ||
+                (background::python::exiting() && background::this_pool() == nullptr)) {
+              // As ThreadPoolExecutor says it (see begin_exit()).
+              throw std::runtime_error("cannot schedule new futures after interpreter shutdown");
+            }
             return native_future{p.submit(future.ptr(), fn.ptr(), args.ptr(),
                                           kwargs.is_none() ? nullptr : kwargs.ptr())};
           },
           "Queues fn(*args, **kwargs) for the concurrent.futures.Future `future`.")
       .def_property_readonly("size", &native_pool::size)
-      .def("resize", &native_pool::resize, py::call_guard<py::gil_scoped_release>())
+      .def("resize",
+           [](native_pool& p, std::size_t threads) {
+             background::python::gil_unlocked unlocked;
+             p.resize(threads);
+           })
       .def("wait", &native_pool::wait, py::arg("timeout") = py::none())
       .def("shutdown", &native_pool::shutdown, py::arg("wait"), py::arg("cancel"))
       .def("mark_broken", &native_pool::mark_broken)
@@ -88,7 +100,7 @@ PYBIND11_MODULE(_core, m) {
       "default_pool",
       []() -> native_pool& {
         static native_pool* face = [] {
-          py::gil_scoped_release unlocked;  // its workers' start hooks need the GIL
+          background::python::gil_unlocked unlocked;  // its workers' start hooks need it
           auto* p = new native_pool(background::detail::available_cpus(), "background", nullptr);
           p->set_default();
           return p;
@@ -103,6 +115,13 @@ PYBIND11_MODULE(_core, m) {
       "on_worker", [] { return background::this_pool() != nullptr; },
       "Whether this thread is a worker of a pool (where nested waits run what they wait for).");
   m.def(
-      "close", [] { background::python::close_python(); }, py::call_guard<py::gil_scoped_release>(),
+      "begin_exit", [] { background::python::begin_exit(); },
+      "From now on only the pools' own tasks may submit. Called at exit, before the drain.");
+  m.def(
+      "close",
+      [] {
+        background::python::gil_unlocked unlocked;
+        background::python::close_python();
+      },
       "From now on no task runs Python code; returns once none does. Called at exit.");
 }

@@ -11,25 +11,6 @@
 namespace background::python {
 namespace {
 
-// Releases the GIL for its lifetime if this thread holds it and the interpreter is open.
-class gil_release {
- public:
-  // Once the interpreter closes nobody may take the GIL any more: keeping it is harmless.
-  gil_release() noexcept : held_(holds_gil()) {}
-  ~gil_release() {
-    if (saved_ != nullptr) PyEval_RestoreThread(saved_);
-  }
-  void release() noexcept {
-    if (held_) saved_ = PyEval_SaveThread();
-  }
-  gil_release(const gil_release&) = delete;
-  gil_release& operator=(const gil_release&) = delete;
-
- private:
-  bool held_ = false;
-  PyThreadState* saved_ = nullptr;
-};
-
 // A Python callable, owned by a pool's thread-start hook; released with the GIL if the
 // interpreter is still open.
 struct python_ref {
@@ -51,6 +32,7 @@ native_pool::native_pool(std::size_t threads, std::string name, PyObject* thread
   std::shared_ptr<python_ref> start;
   if (thread_start != nullptr && thread_start != Py_None) {
     python_scope py;  // the reference is taken with the GIL
+    if (!py.ok()) throw std::runtime_error("cannot start threads after interpreter shutdown");
     start = std::make_shared<python_ref>(thread_start);
   }
   options.on_thread_start = [start, ready = ready_](std::size_t) {
@@ -73,7 +55,8 @@ native_pool::native_pool(std::size_t threads, std::string name, PyObject* thread
   options.on_thread_stop = [ready = ready_](std::size_t) {
     ready->fetch_sub(1, std::memory_order_seq_cst);
   };
-  pool_ = std::make_unique<background::pool>(threads, std::move(options));
+  pool_ = std::make_shared<background::pool>(threads, std::move(options));
+  state_->home = pool_.get();
   await_ready(threads);
 }
 
@@ -91,9 +74,16 @@ void native_pool::await_ready(std::size_t threads) const {
 }
 
 native_pool::~native_pool() {
-  gil_release unlocked;
-  unlocked.release();
-  if (closer_.joinable()) closer_.join();
+  gil_unlocked unlocked;
+  if (closer_.joinable()) {
+    // On one of the pool's own workers (its last reference dropped by its own task), the
+    // closer waits for this very task: let it finish alone; it holds the pool.
+    if (background::this_pool() == pool_.get()) {
+      closer_.detach();
+    } else {
+      closer_.join();
+    }
+  }
   pool_.reset();
 }
 
@@ -123,8 +113,7 @@ bool native_pool::wait(std::optional<double> timeout) {
     const auto until = deadline - now > slice ? now + slice : deadline;
     bool idle = false;
     {
-      gil_release unlocked;
-      unlocked.release();
+      gil_unlocked unlocked;
       idle = pool_->wait_until(until);
     }
     if (idle) return true;
@@ -136,16 +125,16 @@ bool native_pool::wait(std::optional<double> timeout) {
 void native_pool::shutdown(bool wait, bool cancel) {
   if (is_default_) return;  // the default pool lives as long as the process
   if (wait) {
-    gil_release unlocked;
-    unlocked.release();
-    if (closer_.joinable()) closer_.join();
+    gil_unlocked unlocked;
+    // First: from the pool's own task it throws at once (it would wait for itself); otherwise
+    // a shutdown already under way on the closer thread is waited for.
     cancel ? pool_->shutdown(background::cancel_pending) : pool_->shutdown();
+    if (closer_.joinable()) closer_.join();
     return;
   }
   if (closer_.joinable()) return;
-  background::pool* p = pool_.get();
   closer_ = std::thread(
-      [p, cancel] { cancel ? p->shutdown(background::cancel_pending) : p->shutdown(); });
+      [p = pool_, cancel] { cancel ? p->shutdown(background::cancel_pending) : p->shutdown(); });
 }
 
 void native_pool::mark_broken(const std::string& reason) {

@@ -60,7 +60,8 @@ class native_pool {
   // Workers whose start hook has finished, less those whose stop hook has run.
   std::shared_ptr<std::atomic<std::ptrdiff_t>> ready_ =
       std::make_shared<std::atomic<std::ptrdiff_t>>(0);
-  std::unique_ptr<background::pool> pool_;
+  // Shared with the closer thread of shutdown(wait=False), which may outlive this object.
+  std::shared_ptr<background::pool> pool_;
   bool is_default_ = false;
   std::atomic<bool> used_{false};  // relaxed: a hint for exit, read after the submits returned
   std::shared_ptr<pool_state> state_ = std::make_shared<pool_state>();

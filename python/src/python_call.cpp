@@ -17,8 +17,9 @@ PyObject* set_exception_name = nullptr;
 PyObject* cancel_name = nullptr;
 PyObject* broken_thread_pool = nullptr;
 
-// Whether this thread is in run_backlog(): the calls it runs do not start batches of their own.
-thread_local bool batching = false;
+// How many python_calls this thread is inside (one waiting for another runs it inline): only
+// the outermost starts a batch, so that a wait for one call never runs unrelated ones.
+thread_local int depth = 0;
 
 // Calls future.<name>(arg); an exception from it (InvalidStateError, say) goes to
 // sys.unraisablehook: there is nobody else to give it to.
@@ -76,6 +77,12 @@ python_call::~python_call() {
 }
 
 void python_call::operator()() noexcept {
+  ++depth;
+  run();
+  --depth;
+}
+
+void python_call::run() noexcept {
   python_scope py;
   if (!py.ok()) {
     forget_refs();
@@ -90,10 +97,10 @@ void python_call::operator()() noexcept {
     if (run) call();
   }
   drop_refs();
-  if (!batching && state_ != nullptr) {
-    batching = true;
+  if (depth == 1 && state_ != nullptr && state_->home == background::this_pool()) {
+    ++depth;  // the calls of the batch are not outermost
     run_backlog(*state_);
-    batching = false;
+    --depth;
   }
 }
 

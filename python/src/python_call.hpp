@@ -11,6 +11,7 @@
 #include <string>
 
 #include "background/future.hpp"
+#include "background/pool.hpp"
 
 namespace background::python {
 
@@ -22,6 +23,10 @@ struct pool_state {
   // The pool's calls in submission order, some long run already. Touched only with the GIL
   // held, which is its lock (free-threaded Python would need a real one).
   std::deque<background::future<void>> backlog;
+  // The pool whose workers may run the backlog (set once, before the first submit): a call
+  // run inline elsewhere starts no batch there. (From Python such a call is always nested in
+  // the waiting call, which the depth check covers; this covers waits from native code.)
+  const background::pool* home = nullptr;
 };
 
 // With the GIL, on a worker that has just run one of `state`'s calls: runs the next ones that
@@ -55,6 +60,7 @@ class python_call {
   void operator()() noexcept;
 
  private:
+  void run() noexcept;
   void call() noexcept;         // with the GIL, once the future is running
   void drop_refs() noexcept;    // with the GIL
   void forget_refs() noexcept;  // without: leaks them
