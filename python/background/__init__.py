@@ -136,11 +136,20 @@ def _at_exit():
     # (from here on only the pools' own tasks may submit: their follow-ups run too); then
     # closes the door: no task runs Python code any more (python/src/interpreter.hpp).
     _core.begin_exit()
+    native = _default_pool_if_made()
+    executors = list(_live)
     try:
-        native = _default_pool_if_made()
         if native is not None and native.used:
             native.wait()
-        for executor in list(_live):
+        for executor in executors:
             executor._pool.wait()
     finally:
         _core.close()
+    # No worker runs Python any more: join them all (left running, a worker's thread would
+    # outlive the interpreter with nothing to do).
+    for pool in [native] + [executor._pool for executor in executors]:
+        if pool is not None:
+            try:
+                pool.finish()
+            except RuntimeError:  # called from one of its own tasks (a daemon's sys.exit)
+                pass

@@ -75,6 +75,7 @@ PYBIND11_MODULE(_core, m) {
            })
       .def("wait", &native_pool::wait, py::arg("timeout") = py::none())
       .def("shutdown", &native_pool::shutdown, py::arg("wait"), py::arg("cancel"))
+      .def("finish", &native_pool::finish)
       .def("mark_broken", &native_pool::mark_broken)
       .def_property_readonly("broken", &native_pool::broken)
       .def_property_readonly("is_default", &native_pool::is_default)

@@ -137,6 +137,12 @@ void native_pool::shutdown(bool wait, bool cancel) {
       [p = pool_, cancel] { cancel ? p->shutdown(background::cancel_pending) : p->shutdown(); });
 }
 
+void native_pool::finish() {
+  gil_unlocked unlocked;
+  if (closer_.joinable() && background::this_pool() != pool_.get()) closer_.join();
+  pool_->shutdown();
+}
+
 void native_pool::mark_broken(const std::string& reason) {
   if (state_->broken.load(std::memory_order_acquire)) return;
   state_->broken_reason = reason;  // with the GIL: one writer

@@ -47,6 +47,10 @@ class native_pool {
   // pool::shutdown(), with cancel_pending if `cancel`; if not `wait`, on a thread of its own
   // that the destructor joins. With the GIL, which it releases.
   void shutdown(bool wait, bool cancel);
+  // At exit, once close_python() has returned: stops the workers and joins them, the default
+  // pool's too (a thread left unjoined is a leak to ThreadSanitizer, and to a careful reader).
+  // What is still queued runs without touching Python. The object stays usable for queries.
+  void finish();
   void mark_broken(const std::string& reason);
   bool broken() const noexcept { return state_->broken.load(std::memory_order_acquire); }
   // Whether this is the package's default pool (background.pool, background.n): never shut
