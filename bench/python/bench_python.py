@@ -3,7 +3,7 @@
 concurrent.futures.ThreadPoolExecutor, in one run.
 
 Contenders: ours (the package `background`, found through --pythonpath or $BACKGROUND_PYTHONPATH,
-default /tmp/b/dev/python), original (original_shape.py, the PyPI 0.2.1 shape) and bare
+default build/dev/python), original (original_shape.py, the PyPI 0.2.1 shape) and bare
 (ThreadPoolExecutor used directly). Workloads, each in a fresh interpreter of its own:
 
   empty_run   100,000 empty tasks through run() (bare: submit), then wait for all; default n
@@ -29,7 +29,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_PYTHONPATH = "/tmp/b/dev/python"
+# The test workflow's build (cmake --workflow --preset test builds the module there).
+DEFAULT_PYTHONPATH = os.path.join(os.path.dirname(os.path.dirname(HERE)), "build", "dev", "python")
 CONTENDERS = ["ours", "original", "bare"]
 WORKLOADS = ["empty_run", "empty_task", "sleeps"]
 TASKS = 100_000
