@@ -200,3 +200,19 @@ TEST_F(BackgroundTest, ObservedExceptionIsNeverReported) {
 }
 
 }  // namespace
+
+TEST(BackgroundPostTest, PostRunsOnTheDefaultPoolAndWaitWaitsForIt) {
+  std::atomic<int> ran{0};
+  std::atomic<bool> on_default{true};
+  for (int i = 0; i < 100; ++i) {
+    background::post(
+        [&](int k) {
+          ran += k;
+          if (background::this_pool() != &background::default_pool()) on_default = false;
+        },
+        1);
+  }
+  background::wait();
+  EXPECT_EQ(ran, 100);
+  EXPECT_TRUE(on_default);
+}

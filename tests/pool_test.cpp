@@ -11,12 +11,16 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <stop_token>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "background/detail/testing.hpp"
+#include "background/error.hpp"
+#include "background/error.hpp"
 
 namespace {
 
@@ -836,3 +840,134 @@ TEST_P(PoolTest, PublicCallsFromManyThreadsAtOnce) {
 }
 
 }  // namespace
+
+// ---- pool::post() ------------------------------------------------------------------------------
+
+namespace {
+
+class PostTest : public ::testing::TestWithParam<std::size_t> {};
+INSTANTIATE_TEST_SUITE_P(PoolSizes, PostTest, ::testing::Values(1, 2, 4, 8, 64));
+
+// Counts what the on_error() handler receives while it lives, and keeps the messages.
+class posted_errors {
+ public:
+  posted_errors()
+      : previous_(background::on_error([this](std::exception_ptr e) {
+          std::lock_guard<std::mutex> lock(mutex_);
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& x) {
+            messages_.emplace_back(x.what());
+          } catch (...) {
+            messages_.emplace_back("?");
+          }
+        })) {}
+  posted_errors(const posted_errors&) = delete;
+  posted_errors& operator=(const posted_errors&) = delete;
+  ~posted_errors() { background::on_error(previous_); }
+  std::vector<std::string> messages() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return messages_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> messages_;
+  background::error_handler previous_;
+};
+
+// Counts its own live copies: a posted callable and what it returns must be destroyed once.
+struct counted {
+  static inline std::atomic<int> live{0};
+  counted() { ++live; }
+  counted(const counted&) { ++live; }
+  counted(counted&&) noexcept { ++live; }
+  counted& operator=(const counted&) = default;
+  ~counted() { --live; }
+};
+
+}  // namespace
+
+TEST_P(PostTest, EachCallRunsExactlyOnceFromOutsideAndFromTasks) {
+  background::pool pool{GetParam()};
+  constexpr int outside = 1000;
+  constexpr int inside = 100;
+  std::vector<std::atomic<int>> runs(outside + outside * inside);
+  for (int i = 0; i < outside; ++i) {
+    pool.post(
+        [&pool, &runs](int k) {
+          ++runs[static_cast<std::size_t>(k)];
+          for (int j = 0; j < inside; ++j) {
+            pool.post([&runs](int m) { ++runs[static_cast<std::size_t>(m)]; },
+                      outside + k * inside + j);
+          }
+        },
+        i);
+  }
+  pool.wait();  // waits for the posted calls, and what they post
+  for (std::size_t k = 0; k < runs.size(); ++k) ASSERT_EQ(runs[k].load(), 1) << "call " << k;
+}
+
+TEST_P(PostTest, AnExceptionGoesToTheHandlerOnceAndCallbacksSeeIt) {
+  posted_errors errors;
+  std::atomic<int> failed{0};
+  std::atomic<int> succeeded{0};
+  {
+    background::pool pool{GetParam()};
+    pool.callback([&](const background::outcome& o) { ++(o.failed() ? failed : succeeded); });
+    pool.post([] { throw std::runtime_error("posted"); });
+    pool.post([] { return 42; });  // a result nobody can read: dropped
+    pool.wait();
+    EXPECT_EQ(errors.messages(), std::vector<std::string>{"posted"});
+  }
+  EXPECT_EQ(failed, 1);
+  EXPECT_EQ(succeeded, 1);
+  EXPECT_EQ(errors.messages().size(), 1u);  // once, not again when the pool goes
+}
+
+TEST_P(PostTest, TheCallableAndItsResultAreFreedOnce) {
+  {
+    background::pool pool{GetParam()};
+    for (int i = 0; i < 100; ++i) {
+      pool.post([c = counted{}] { return counted{}; });
+    }
+    pool.wait();
+    EXPECT_EQ(counted::live, 0);  // wait() returning means finished tasks are freed
+  }
+  EXPECT_EQ(counted::live, 0);
+}
+
+TEST_P(PostTest, CancelPendingCancelsQueuedPostsAndStopsRunningOnes) {
+  posted_errors errors;
+  std::atomic<int> cancelled{0};
+  std::atomic<int> ran{0};
+  std::atomic<bool> stopped{false};
+  background::pool pool{GetParam()};
+  pool.callback([&](const background::outcome& o) { cancelled += o.cancelled() ? 1 : 0; });
+  std::latch running{static_cast<std::ptrdiff_t>(GetParam())};
+  for (std::size_t i = 0; i < GetParam(); ++i) {
+    pool.post([&](std::stop_token stop) {
+      running.count_down();
+      while (!stop.stop_requested()) std::this_thread::yield();
+      stopped = true;
+    });
+  }
+  running.wait();  // every worker is in a stoppable call: what follows stays queued
+  for (int i = 0; i < 50; ++i) pool.post([&ran] { ++ran; });
+  pool.shutdown(background::cancel_pending);
+  EXPECT_TRUE(stopped);
+  EXPECT_EQ(ran, 0);
+  EXPECT_EQ(cancelled, 50);
+  EXPECT_EQ(errors.messages(), std::vector<std::string>{});  // a cancellation is no error
+}
+
+TEST(PostErrorTest, PostToAShutDownPoolThrowsAndQueuesNothing) {
+  background::pool pool{1};
+  pool.shutdown();
+  bool ran = false;
+  EXPECT_THROW(pool.post([&ran] { ran = true; }), background::shutdown_error);
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(counted::live, 0);
+  EXPECT_THROW(pool.post([c = counted{}] {}), background::shutdown_error);
+  EXPECT_EQ(counted::live, 0);  // the task's state was freed with its callable
+}

@@ -55,6 +55,19 @@ auto run(F&& f, Args&&... args) {
   return detail::submit_call(nullptr, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
+// post()
+//
+// Submits one call `f(args...)` to the default pool, with no future: the cheapest way to hand
+// work to it. See pool::post().
+//
+// **Example**:
+//
+//   background::post([](std::string to) { send_email(to); }, "alice@example.com");
+template <class F, class... Args>
+void post(F&& f, Args&&... args) {
+  detail::post_call(nullptr, std::forward<F>(f), std::forward<Args>(args)...);
+}
+
 // wait()
 //
 // Blocks until the default pool has no queued and no running task; see pool::wait().

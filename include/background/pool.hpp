@@ -142,6 +142,17 @@ class BACKGROUND_API pool {
     return detail::submit_call(impl_, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
+  // pool::post()
+  //
+  // As run(), fire and forget: no future. The call runs exactly once (or is cancelled by
+  // shutdown(cancel_pending)); what it returns is dropped; an exception it throws goes to the
+  // on_error() handler, once; callbacks see the outcome; wait() waits for it. Throws as run()
+  // does, and then nothing was queued.
+  template <class F, class... Args>
+  void post(F&& f, Args&&... args) {
+    detail::post_call(impl_, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+
   // pool::task()
   //
   // Wraps `f` in a callable object that submits `f(args...)` to this pool each time it is

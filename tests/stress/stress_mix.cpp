@@ -344,6 +344,10 @@ class mix_test {
       const std::optional<long> node = new_node(-1);
       if (!node) return;
       record(*node).root_ = true;
+      if (rng.one_in(5)) {
+        post_root(target, *node, depth + 1, rng.next());
+        continue;
+      }
       bg::future<result> f = submit_root(target, *node, depth + 1, rng.next());
       long leaf = *node;
       if (rng.coin())
@@ -397,6 +401,17 @@ class mix_test {
     record(node).submitted_ = true;
     submissions_with_callbacks_.fetch_add(1);
     return f;
+  }
+
+  // A root with no future at all (pool::post()): it must run exactly once, and its exception
+  // reach the on_error() handler, once, like a root whose future was dropped at once.
+  void post_root(bg::pool* target, long node, int depth, std::uint64_t seed) {
+    target->post([this, target, node, depth, seed, l = live_object{}] {
+      (void)body(target, node, depth, seed);
+    });
+    record(node).submitted_ = true;
+    submissions_with_callbacks_.fetch_add(1);
+    posts_.fetch_add(1);
   }
 
   // Appends `len` then()s to `f`; `leaf` follows the last node attached. `self` is the pool the
@@ -523,6 +538,10 @@ class mix_test {
       const std::optional<long> node = new_node(-1);
       if (!node) return;
       record(*node).root_ = true;
+      if (rng.one_in(5)) {
+        post_root(target, *node, 0, rng.next());
+        return;  // `hold` lets the pool go
+      }
       bg::future<result> f = submit_root(target, *node, 0, rng.next());
       long leaf = *node;
       if (rng.coin()) f = then_chain(std::move(f), leaf, target, 1 + rng.below(8), 0, rng, true);
@@ -645,14 +664,16 @@ class mix_test {
             "callback exception %ld reported %d times", i, hits);
     }
     check(callback_calls_ == submissions_with_callbacks_,
-          "callbacks run once for each run() submission", "%ld callbacks for %ld submissions",
-          callback_calls_.load(), submissions_with_callbacks_.load());
+          "callbacks run once for each run() and post() submission",
+          "%ld callbacks for %ld submissions", callback_calls_.load(),
+          submissions_with_callbacks_.load());
     std::printf(
-        "nodes=%ld roots=%ld thrown=%ld callback-throws=%ld shutdown_errors=%ld "
+        "nodes=%ld roots=%ld (posted %ld) thrown=%ld callback-throws=%ld shutdown_errors=%ld "
         "deleters run/cancelled=%ld/%ld pools destroyed from outside=%ld resizes=%ld "
         "checked waits=%ld\n",
-        nodes - 1, roots, thrown, callback_errors, shutdown_errors_.load(), deletes_inside_.load(),
-        deleter_cancels_.load(), deletes_outside_.load(), resizes_.load(), waits_.load());
+        nodes - 1, roots, posts_.load(), thrown, callback_errors, shutdown_errors_.load(),
+        deletes_inside_.load(), deleter_cancels_.load(), deletes_outside_.load(), resizes_.load(),
+        waits_.load());
   }
 
   // Fresh records and counters for a round; called with no task of the test's running.
@@ -684,6 +705,7 @@ class mix_test {
   std::atomic<long> deletes_outside_{0};
   std::atomic<long> deleter_cancels_{0};
   std::atomic<long> resizes_{0};
+  std::atomic<long> posts_{0};  // roots submitted with post()
   std::atomic<long> waits_{0};
   std::atomic<bool> stop_{false};  // node ids exhausted
   std::mutex bag_mutex_;

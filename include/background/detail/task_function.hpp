@@ -31,14 +31,20 @@ template <class F, class... Args>
 using call_result_t =
     std::remove_cvref_t<typename call_result<std::decay_t<F>, std::decay_t<Args>...>::type>;
 
-// Submits `f(args...)` to `p` (the default pool if null) and returns its future.
+// Fails to compile, with a message a user can act on, unless a task can call `f(args...)`.
 template <class F, class... Args>
-auto submit_call(pool_impl* p, F&& f, Args&&... args) {
+constexpr void check_call() {
   static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...> ||
                     takes_stop_token<std::decay_t<F>, std::decay_t<Args>...>,
                 "background: f cannot be called with these arguments. They are copied into the "
                 "task and passed as rvalues, as std::thread does: use std::ref to pass a "
                 "reference.");
+}
+
+// Submits `f(args...)` to `p` (the default pool if null) and returns its future.
+template <class F, class... Args>
+auto submit_call(pool_impl* p, F&& f, Args&&... args) {
+  check_call<F, Args...>();
   using R = call_result_t<F, Args...>;
   auto* t = new call_state<R, std::decay_t<F>, std::decay_t<Args>...>(std::forward<F>(f),
                                                                       std::forward<Args>(args)...);
@@ -51,6 +57,26 @@ auto submit_call(pool_impl* p, F&& f, Args&&... args) {
     throw;
   }
   return result;
+}
+
+// Submits `f(args...)` to `p` (the default pool if null) with no future: the state is born
+// with the queue's reference alone, so there is no future's reference to take or to drop, and
+// an exception, with nobody to observe it, goes to the on_error() handler when the task ends.
+template <class F, class... Args>
+void post_call(pool_impl* p, F&& f, Args&&... args) {
+  check_call<F, Args...>();
+  using R = call_result_t<F, Args...>;
+  auto* t = new call_state<R, std::decay_t<F>, std::decay_t<Args>...>(std::forward<F>(f),
+                                                                      std::forward<Args>(args)...);
+  // relaxed: the state is not shared yet; submit() publishes it. The queue's reference, which
+  // submit() takes over, in place of the future's that a new state is born with.
+  t->refs_.store(1, std::memory_order_relaxed);
+  try {
+    submit(p != nullptr ? p : default_pool_impl(), t, /*with_callbacks=*/true);
+  } catch (...) {
+    t->release();
+    throw;
+  }
 }
 
 // The callable object that task(f) returns. Copies of it submit to the same pool.
