@@ -48,12 +48,14 @@ native_pool::native_pool(std::size_t threads, std::string name, PyObject* thread
         }
       }
     }
-    // seq_cst, with the wake: await_ready() waits on this word.
+    // seq_cst (relaxed would do: await_ready() only polls this count, with naps, and wants no
+    // other write ordered with it). The notify wakes nobody today: await_ready() naps instead,
+    // since a shrink lowers the count without a wake. Both are left for a follow-up.
     ready->fetch_add(1, std::memory_order_seq_cst);
     ready->notify_all();
   };
   options.on_thread_stop = [ready = ready_](std::size_t) {
-    ready->fetch_sub(1, std::memory_order_seq_cst);
+    ready->fetch_sub(1, std::memory_order_seq_cst);  // as above: a count that is only polled
   };
   pool_ = std::make_shared<background::pool>(threads, std::move(options));
   state_->home = pool_.get();
