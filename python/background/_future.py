@@ -38,8 +38,11 @@ class Future(concurrent.futures.Future):
     def _help(self, timeout):
         # Timed waits do not run tasks (they could not keep their bound), as in the C++ core.
         native = self._native
+        # Only runs the call here if no worker has started it; otherwise the wait is on this
+        # future's own condition, which the call settles as soon as it returns (the native
+        # task ends later: its worker may go on with a batch of unstarted calls first).
         if timeout is None and native is not None and not self.done() and _core.on_worker():
-            native.wait()
+            native.help()
 
     def result(self, timeout=None):
         self._help(timeout)

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "background/background.hpp"
+#include "background/detail/core.hpp"  // help_run
 #include "cpu_count.hpp"  // the core's src/: how the default pool is sized
 #include "interpreter.hpp"
 #include "native_pool.hpp"
@@ -40,13 +41,15 @@ PYBIND11_MODULE(_core, m) {
           "Cancels the task if it has not started; true if it did.")
       .def("done", [](const native_future& f) { return f.future.done(); })
       .def(
-          "wait",
+          "help",
           [](const native_future& f) {
-            background::python::gil_unlocked unlocked;
-            f.future.wait();
+            // With the GIL held: the call, run here, finds it (python_scope) and keeps it.
+            return background::detail::help_run(background::detail::future_access::state(f.future));
           },
-          "Blocks until the task is done; on a worker, runs it (or what it waits for) if it "
-          "has not started: nested waits cannot deadlock. The GIL is released meanwhile.");
+          "On a worker, runs the task on this thread if no worker has started it; returns "
+          "whether it did. Never waits: a task started elsewhere settles its Python future "
+          "before its worker goes on (the worker's backlog batch, run_backlog, comes after), "
+          "so waiting on the Python future is waiting for the call alone.");
 
   py::class_<native_pool>(m, "Pool")
       .def(py::init([](std::size_t threads, std::string name, py::object thread_start) {

@@ -146,6 +146,34 @@ def test_a_nested_wait_runs_only_what_it_waits_for(bg):
     ex.shutdown()
 
 
+def test_a_nested_wait_ends_when_the_call_does_not_when_its_worker_is_free(bg):
+    # Two workers: outer on one, x on the other. x's worker, once x returns, goes on with the
+    # pool's unstarted calls in one batch (run_backlog): y, which blocks until released. A
+    # wait for x that lasted until x's native task ended would last as long as y.
+    ex = bg.Executor(2)
+    x_started = threading.Event()
+    unrelated = threading.Event()
+
+    def x_body():
+        x_started.set()
+        time.sleep(0.05)  # outer queues y meanwhile, which x's worker then takes in its batch
+        return 1
+
+    def outer():
+        x = ex.submit(x_body)
+        assert x_started.wait(T)  # x runs on the other worker: this wait cannot claim it
+        y = ex.submit(unrelated.wait, T)
+        assert x.result() == 1
+        return y.done()
+
+    try:
+        f = ex.submit(outer)
+        assert f.result(timeout=T) is False
+    finally:
+        unrelated.set()
+    ex.shutdown()
+
+
 def test_submitting_after_the_exit_hook_raises():
     proc = _run("""
         import atexit
