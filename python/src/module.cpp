@@ -10,7 +10,7 @@
 
 #include "background/background.hpp"
 #include "background/detail/core.hpp"  // help_run
-#include "cpu_count.hpp"  // the core's src/: how the default pool is sized
+#include "cpu_count.hpp"               // the core's src/: how the default pool is sized
 #include "interpreter.hpp"
 #include "native_pool.hpp"
 #include "python_call.hpp"
