@@ -1,10 +1,11 @@
 // bench_pools: every workload on background and on each peer found at configure time, one
 // Google Benchmark each, named <workload>/<peer> ("ff/background", "rtt/asio"), plus the
 // floors (floor/*). Each reports its figure as a counter: ns_per_task, median_us and p99_us,
-// ms, cpu_ms, ns_per_element and ready_ns_per_element, or ns_per_step. The workloads of
-// background's own verbs (map, co_await) add two columns that are not peers: map/serial, a
-// plain loop on one thread, and co_await/then, the same chain built with then(). bench/run.py
-// runs them one per process, interleaved, and makes the table.
+// ms, cpu_ms, ns_per_element and ready_ns_per_element, ns_per_step, or backlog's memory figures
+// (workloads/memory.hpp). The workloads of background's own verbs (map, co_await) add two
+// columns that are not peers: map/serial, a plain loop on one thread, and co_await/then, the
+// same chain built with then(). bench/run.py runs them one per process, interleaved, and makes
+// the table.
 //
 // Own flags, besides Google Benchmark's:
 //   --bg_scale=S    multiply task counts by S (run.py --quick: 0.1)
@@ -27,6 +28,7 @@
 #include "workloads/fib.hpp"
 #include "workloads/latency.hpp"
 #include "workloads/lifecycle.hpp"
+#include "workloads/memory.hpp"
 #include "workloads/throughput.hpp"
 #ifdef BENCH_HAVE_TBB
 #include "peers/tbb.hpp"
@@ -57,6 +59,7 @@ template <bench::peer P>
 void add_peer() {
   const std::string_view n = P::name;
   add("ff", n, bench::ff<P>);
+  if constexpr (bench::runs_dropped<P>) add("ff_run", n, bench::ff_run<P>);
   add("futures", n, bench::futures<P>);
   add("producers2", n, bench::producers_ff<P, 2>);
   add("producers8", n, bench::producers_ff<P, 8>);
@@ -73,6 +76,11 @@ void add_peer() {
     skip("grow/" + std::string(n), P::no_grow);
   } else {
     add("grow", n, bench::grow<P>);
+  }
+  if constexpr (requires { P::no_backlog; }) {
+    skip("backlog/" + std::string(n), P::no_backlog);
+  } else {
+    add("backlog", n, bench::backlog<P>);
   }
   if constexpr (requires { P::no_idle; }) {
     skip("idle_cpu/" + std::string(n), P::no_idle);

@@ -17,7 +17,12 @@ class background_peer {
 
   template <class F>
   void post(F f) {
-    (void)pool_.run(std::move(f));  // dropping the future: fire-and-forget
+    pool_.post(std::move(f));  // no future at all
+  }
+  // run() with its future dropped at once: fire-and-forget as a user of run() writes it.
+  template <class F>
+  void run_dropped(F f) {
+    (void)pool_.run(std::move(f));
   }
   template <class F>
   auto submit(F f) {

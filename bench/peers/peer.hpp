@@ -13,6 +13,10 @@
 //   static constexpr const char* no_grow;       // why grow cannot be measured
 //   static constexpr const char* no_idle;       // why idle_cpu cannot be measured
 //   static constexpr double task_factor;        // run fewer tasks (std::async)
+//   static constexpr const char* no_backlog;    // why backlog cannot be measured
+//   static constexpr const char* own_allocator; // why malloc's count misses its tasks (backlog)
+//   void run_dropped(F f);       // submits f through the call that returns a future, and drops
+//                                // the future at once: ff_run, when post() is another call
 #ifndef BENCH_PEERS_PEER_HPP
 #define BENCH_PEERS_PEER_HPP
 
@@ -33,6 +37,9 @@ concept peer = requires(P& p) {
 
 template <class P>
 concept forks = requires(P& p) { p.fork_join([] {}, [] {}); };
+
+template <class P>
+concept runs_dropped = requires(P& p) { p.run_dropped([] {}); };
 // clang-format on
 
 template <class P>

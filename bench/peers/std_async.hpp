@@ -21,6 +21,8 @@ class std_async_peer {
   static constexpr const char* no_idle = "no pool: its threads end with their task";
   static constexpr const char* no_fork_join =
       "a thread per call: fib(25) would start ~121k threads; it measures thread creation";
+  static constexpr const char* no_backlog =
+      "no queue: a thread per task, nothing waits behind a blocked worker";
 
   explicit std_async_peer(std::size_t /*threads*/) {}
 

@@ -23,6 +23,8 @@ class tbb_peer {
   static constexpr std::string_view name = "tbb";
   static constexpr const char* no_grow =
       "workers belong to TBB's process-wide market, started lazily and kept after the arena";
+  static constexpr const char* own_allocator =
+      "its tasks come from libtbbmalloc, which glibc's mallinfo2 does not count";
 
   // TBB caps its workers at the CPU count unless told otherwise: allow `threads` of them.
   explicit tbb_peer(std::size_t threads)

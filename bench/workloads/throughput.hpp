@@ -1,5 +1,5 @@
-// ff, futures, producers: many tiny tasks, reported as ns per task. The pool is started before
-// the clock and is warm (it has run a task); the clock stops once every task has finished.
+// ff, ff_run, futures, producers: many tiny tasks, reported as ns per task. The pool is started
+// before the clock and is warm (it has run a task); the clock stops once every task has finished.
 #ifndef BENCH_WORKLOADS_THROUGHPUT_HPP
 #define BENCH_WORKLOADS_THROUGHPUT_HPP
 
@@ -24,19 +24,32 @@ void warm_up(P& p) {
   p.wait_all();
 }
 
-// ff: 1M empty fire-and-forget tasks from one thread, then wait for all.
-template <peer P>
-void ff(benchmark::State& state) {
+// 1M empty fire-and-forget tasks from one thread, each sent by `send(p)`, then wait for all.
+template <peer P, class Send>
+void fire_and_forget(benchmark::State& state, Send send) {
   const std::size_t tasks = scaled(1'000'000, task_factor<P>());
   P p(cpus());
   warm_up(p);
   for (auto _ : state) {
     const auto t0 = clock::now();
-    for (std::size_t i = 0; i < tasks; ++i) p.post([] {});
+    for (std::size_t i = 0; i < tasks; ++i) send(p);
     p.wait_all();
     state.counters["ns_per_task"] = ns_since(t0) / static_cast<double>(tasks);
   }
   state.counters["tasks"] = static_cast<double>(tasks);
+}
+
+// ff: the tasks sent with post().
+template <peer P>
+void ff(benchmark::State& state) {
+  fire_and_forget<P>(state, [](P& p) { p.post([] {}); });
+}
+
+// ff_run: the tasks sent with run_dropped(), on peers whose post() is not their future-returning
+// call (background: run() with the future dropped, against post()).
+template <runs_dropped P>
+void ff_run(benchmark::State& state) {
+  fire_and_forget<P>(state, [](P& p) { p.run_dropped([] {}); });
 }
 
 // futures: 200k tasks returning an int; submit all, then get all and sum.
