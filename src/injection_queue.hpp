@@ -1,7 +1,7 @@
 // injection_queue: a pool's queue of submitted tasks. A bounded ring that any number of threads
 // push to and pop from without a lock, FIFO: the bounded MPMC queue design described by Dmitry
 // Vyukov, where each cell carries a sequence number saying whose turn it is. A full ring makes
-// try_push() fail; the pool then queues the task on its overflow list under its mutex.
+// try_push() fail; the pool then queues the task on its overflow list (overflow_list.hpp).
 #ifndef BACKGROUND_SRC_INJECTION_QUEUE_HPP
 #define BACKGROUND_SRC_INJECTION_QUEUE_HPP
 

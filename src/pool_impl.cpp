@@ -361,10 +361,10 @@ bool pool_impl::leave(worker* self) {
 
 bool pool_impl::maybe_queued(bool parking) const noexcept {
   // seq_cst loads for the Dekker pairs described in worker_main(). The overflow list before
-  // the ring: pop_locked() moves entries from the list to the ring without announcing them
-  // (its ring pushes, then its seq_cst store of the list's size), so a parker that reads the
-  // size that store left then sees the pushes; in the other order it could miss both.
-  if (overflow_size_.load(std::memory_order_seq_cst) != 0) return true;
+  // the ring: pop_locked() moves entries from the list to the ring without announcing them,
+  // and the list's tail becomes null (a seq_cst CAS) only after those ring pushes, so a parker
+  // that reads it null then sees the pushes; in the other order it could miss both.
+  if (overflow_.maybe_nonempty()) return true;
   if (parking) call_park_hook(park_point::between_looks);
   if (queue_.maybe_nonempty()) return true;
   // seq_cst, like the rest: a deque made a moment ago is seen by the same Dekker argument.
@@ -376,20 +376,9 @@ bool pool_impl::maybe_queued(bool parking) const noexcept {
 }
 
 bool pool_impl::push(task_base* t) {
-  // relaxed: a hint. While the overflow list holds tasks, new ones go behind them, so that the
-  // ring cannot keep them waiting forever.
-  if (overflow_size_.load(std::memory_order_relaxed) != 0 || !queue_.try_push(t)) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    t->next_ = nullptr;
-    if (overflow_tail_ == nullptr) {
-      overflow_head_ = t;
-    } else {
-      overflow_tail_->next_ = t;
-    }
-    overflow_tail_ = t;
-    overflow_size_.store(overflow_size_.load(std::memory_order_relaxed) + 1,
-                         std::memory_order_seq_cst);
-  }
+  // While the overflow list holds tasks, new ones go behind them, so that the ring cannot keep
+  // them waiting forever. (A seq_cst load: a plain load on x86.)
+  if (overflow_.maybe_nonempty() || !queue_.try_push(t)) overflow_.push(t);
   return announce();
 }
 
@@ -423,33 +412,24 @@ void pool_impl::wake_all() {
 
 task_base* pool_impl::pop() {
   if (task_base* t = queue_.try_pop()) return t;
-  if (overflow_size_.load(std::memory_order_relaxed) == 0) return nullptr;
+  if (!overflow_.maybe_nonempty()) return nullptr;
   std::lock_guard<std::mutex> lock(mutex_);
   return pop_locked();
 }
 
 task_base* pool_impl::pop_locked() {
   if (task_base* t = queue_.try_pop()) return t;
-  task_base* t = overflow_head_;
+  task_base* t = overflow_.try_pop();
   if (t == nullptr) return nullptr;
-  overflow_head_ = t->next_;
   // While here, move the next ones (up to a quarter of the ring) onto the ring, so that the
   // workers take them without the lock: a producer that outruns the workers otherwise makes
-  // every pop take the mutex, against the producer's pushes (ff: ~210 -> ~165 ns per task).
-  // They stay in order: while the list is not empty, producers append to it, not the ring,
-  // so the ring holds only entries older than the list's.
-  std::size_t moved = 1;
-  while (overflow_head_ != nullptr && moved < injection_queue::capacity / 4) {
-    // Read before the push: once on the ring, another worker may run and free it at once.
-    task_base* next = overflow_head_->next_;
-    if (!queue_.try_push(overflow_head_)) break;
-    overflow_head_ = next;
-    ++moved;
+  // every pop take the mutex (ff: ~210 -> ~165 ns per task). They stay in order: while the
+  // list is not empty, producers append to it, not the ring, so the ring holds only entries
+  // older than the list's. The last entry stays (pop_front_if() leaves it): taking it empties
+  // the list, which only try_pop() does.
+  for (std::size_t moved = 1; moved < injection_queue::capacity / 4; ++moved) {
+    if (!overflow_.pop_front_if([this](task_base* e) { return queue_.try_push(e); })) break;
   }
-  if (overflow_head_ == nullptr) overflow_tail_ = nullptr;
-  // seq_cst: after the ring pushes above, for a parker's look (see maybe_queued()).
-  overflow_size_.store(overflow_size_.load(std::memory_order_relaxed) - moved,
-                       std::memory_order_seq_cst);
   return t;
 }
 

@@ -1,5 +1,5 @@
-// pool_impl: the scheduler behind a pool. Submitted tasks go on a lock-free ring (an overflow
-// list under the mutex takes the rest when it is full), or, when a worker's own task submits
+// pool_impl: the scheduler behind a pool. Submitted tasks go on a lock-free ring (a lock-free
+// overflow list takes the rest when it is full), or, when a worker's own task submits
 // them, on that worker's work-stealing deque. Workers out of work search for a moment, then
 // park on a futex (an event count); submit() wakes a parked one only if none is searching.
 // Counting for wait() is one atomic word. docs/design.md explains the whole.
@@ -21,6 +21,7 @@
 #include "background/detail/task_state.hpp"
 #include "background/pool.hpp"
 #include "injection_queue.hpp"
+#include "overflow_list.hpp"
 #include "work_deque.hpp"
 
 namespace background::detail {
@@ -186,15 +187,15 @@ class pool_impl {
   std::atomic<int> deques_made_{0};  // slots made: thieves scan [0, deques_made_)
   bool deque_owned_[deque_slots]{};  // under the mutex
 
-  // The mutex guards: the overflow list, the worker list and sizes, idle_cv_'s waits, and the
-  // callback list's appends.
+  // Tasks queued while the ring was full: producers push without a lock, and the workers pop
+  // under the mutex. While it holds tasks, new ones go behind them, so that the ring cannot
+  // keep them waiting forever.
+  overflow_list overflow_;
+
+  // The mutex guards: popping the overflow list, the worker list and sizes, idle_cv_'s waits,
+  // and the callback list's appends.
   mutable std::mutex mutex_;
-  std::condition_variable idle_cv_;     // wait() and shut_down(): work_ fell
-  task_base* overflow_head_ = nullptr;  // FIFO linked through task_base::next_, when the ring
-  task_base* overflow_tail_ = nullptr;  // is full
-  // The overflow list's length: written under the mutex, read relaxed as a hint by push() and
-  // pop(), which take the mutex before touching the list.
-  std::atomic<std::size_t> overflow_size_{0};
+  std::condition_variable idle_cv_;  // wait() and shut_down(): work_ fell
   std::size_t target_ = 0;  // size(): the size last set
   std::size_t active_ = 0;  // threads that have not decided to leave
   std::list<worker> workers_;

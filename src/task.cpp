@@ -179,7 +179,7 @@ bool execute(task_base* t, bool drop_ref, bool caller_counts) noexcept {
     // acquire: pairs with the release CAS that made a continuation queued (submit()), so its
     // callable and pool_ are visible; a task from run() was queued from birth and reaches its
     // claimer through the queue that held it (a ring cell's release, a deque's bottom_, the
-    // overflow list's mutex) or the waiter's own hold on its future. The waiter bit is kept,
+    // overflow list's link) or the waiter's own hold on its future. The waiter bit is kept,
     // for the final exchange to wake them.
   } while (!t->state_.compare_exchange_weak(s, st_running | (s & ~st_phase_mask),
                                             std::memory_order_acquire, std::memory_order_relaxed));

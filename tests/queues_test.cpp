@@ -1,22 +1,27 @@
-// queues_test: the engine's two lock-free queues on their own (src/injection_queue.hpp,
-// src/work_deque.hpp), under more contention than a pool gives them: every item comes out
-// exactly once, the owner's end of the deque is LIFO and the ring is FIFO per producer. Run
+// queues_test: the engine's lock-free queues on their own (src/injection_queue.hpp,
+// src/work_deque.hpp, src/overflow_list.hpp), under more contention than a pool gives them:
+// every item comes out exactly once, the owner's end of the deque is LIFO and the ring and the
+// overflow list are FIFO per producer. Run
 // under ThreadSanitizer too (the tsan preset), which checks their memory orderings.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "injection_queue.hpp"
+#include "overflow_list.hpp"
 #include "work_deque.hpp"
 
 namespace {
 
 using background::detail::injection_queue;
+using background::detail::overflow_list;
 using background::detail::task_base;
 using background::detail::work_deque;
 
@@ -140,6 +145,112 @@ TEST(InjectionQueueTest, ManyProducersAndConsumersLoseAndDuplicateNothing) {
   }
   for (auto& t : threads) t.join();
   EXPECT_FALSE(out_of_order.load());
+  for (std::size_t i = 0; i < it.seen.size(); ++i) ASSERT_EQ(it.seen[i].load(), 1) << "item " << i;
+}
+
+// The overflow list links its items through task_base::next_: these are real (empty) tasks.
+struct linked_task final : task_base {
+  linked_task() noexcept : task_base(0) {}
+  std::uint32_t invoke() noexcept override { return 0; }
+  void drop_callable() noexcept override {}
+};
+
+struct linked_items {
+  explicit linked_items(std::size_t n) : storage(new linked_task[n]), seen(n) {}
+  task_base* at(std::size_t i) { return &storage[i]; }
+  std::size_t index_of(task_base* t) const {
+    return static_cast<std::size_t>(static_cast<linked_task*>(t) - storage.get());
+  }
+  std::unique_ptr<linked_task[]> storage;
+  std::vector<std::atomic<int>> seen;
+};
+
+TEST(OverflowListTest, FirstInFirstOutAndTheLastItemStaysForTryPop) {
+  linked_items it(3);
+  overflow_list list;
+  EXPECT_FALSE(list.maybe_nonempty());
+  EXPECT_EQ(list.try_pop(), nullptr);
+  for (std::size_t i = 0; i < 3; ++i) list.push(it.at(i));
+  std::vector<task_base*> moved;
+  const auto take = [&moved](task_base* t) {
+    moved.push_back(t);
+    return true;
+  };
+  EXPECT_TRUE(list.pop_front_if(take));
+  EXPECT_FALSE(list.pop_front_if([](task_base*) { return false; }));  // refused: stays
+  EXPECT_TRUE(list.pop_front_if(take));
+  EXPECT_FALSE(list.pop_front_if(take));  // the last: only try_pop() takes it
+  ASSERT_EQ(moved.size(), 2U);
+  EXPECT_EQ(moved[0], it.at(0));
+  EXPECT_EQ(moved[1], it.at(1));
+  EXPECT_TRUE(list.maybe_nonempty());
+  EXPECT_EQ(list.try_pop(), it.at(2));
+  EXPECT_FALSE(list.maybe_nonempty());
+  EXPECT_EQ(list.try_pop(), nullptr);
+  list.push(it.at(0));  // usable again once empty
+  EXPECT_EQ(list.try_pop(), it.at(0));
+}
+
+// Four producers push while two consumers take turns (one at a time, under a mutex, as a
+// pool's workers do) and keep the list short, so that a consumer often takes the last item
+// while a producer is linking a new one behind it: every item comes out exactly once, each
+// producer's in order, and none is stranded behind a broken link.
+TEST(OverflowListTest, ManyProducersAndOneConsumerAtATimeLoseAndDuplicateNothing) {
+  constexpr std::size_t producers = 4;
+  constexpr std::size_t per_producer = 100000;
+  constexpr std::size_t total = producers * per_producer;
+  linked_items it(total);
+  overflow_list list;
+  std::mutex consumer;
+  std::atomic<std::size_t> consumed{0};
+  std::atomic<bool> out_of_order{false};
+  std::vector<std::size_t> last(producers, SIZE_MAX);  // under `consumer`
+  const auto seen = [&](task_base* t) {
+    const std::size_t index = it.index_of(t);
+    it.seen[index].fetch_add(1);
+    const std::size_t p = index / per_producer;
+    if (last[p] != SIZE_MAX && index % per_producer <= last[p]) out_of_order = true;
+    last[p] = index % per_producer;
+    consumed.fetch_add(1);
+  };
+  std::vector<std::thread> threads;
+  for (std::size_t p = 0; p < producers; ++p) {
+    threads.emplace_back([&, p] {
+      for (std::size_t i = 0; i < per_producer; ++i) {
+        list.push(it.at(p * per_producer + i));
+        if (i % 64 == 0) std::this_thread::yield();
+      }
+    });
+  }
+  for (int c = 0; c < 2; ++c) {
+    threads.emplace_back([&, c] {
+      // A consumer that finds nothing while the list says it is not empty is waiting for a
+      // link; one that sees no progress at all for 30 s has lost one (a hang, not a timing).
+      auto progress_at = std::chrono::steady_clock::now();
+      std::size_t progress = 0;
+      while (consumed.load() < total) {
+        std::lock_guard<std::mutex> lock(consumer);
+        if (c == 1) {
+          while (list.pop_front_if([&](task_base* t) {
+            seen(t);
+            return true;
+          })) {
+          }
+        }
+        if (task_base* t = list.try_pop()) seen(t);
+        if (consumed.load() != progress) {
+          progress = consumed.load();
+          progress_at = std::chrono::steady_clock::now();
+        } else if (std::chrono::steady_clock::now() - progress_at > std::chrono::seconds(30)) {
+          ADD_FAILURE() << "stranded: " << consumed.load() << " of " << total << " came out";
+          return;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_FALSE(out_of_order.load());
+  EXPECT_FALSE(list.maybe_nonempty());
   for (std::size_t i = 0; i < it.seen.size(); ++i) ASSERT_EQ(it.seen[i].load(), 1) << "item " << i;
 }
 
