@@ -378,7 +378,17 @@ bool pool_impl::maybe_queued(bool parking) const noexcept {
 bool pool_impl::push(task_base* t) {
   // While the overflow list holds tasks, new ones go behind them, so that the ring cannot keep
   // them waiting forever. (A seq_cst load: a plain load on x86.)
-  if (overflow_.maybe_nonempty() || !queue_.try_push(t)) overflow_.push(t);
+  if (overflow_.maybe_nonempty() || !queue_.try_push(t)) {
+    overflow_.push(t);
+    // The ring is full: this producer is ahead of the workers by a thousand tasks or more.
+    // Every 64th task it queues on the overflow list, it yields its CPU, so that where there
+    // are more threads than CPUs the workers get to run: without it, 8 producers on 2 vCPUs
+    // kept the workers to a fifth of the CPU time, queued nearly everything (memory, page
+    // faults) and ran at 250-290 ns per task; with it, ~110. Where nothing else waits for the
+    // CPU, the yield returns at once: about 1 us per 64 tasks.
+    thread_local unsigned overflowed = 0;
+    if ((++overflowed & 63) == 0) std::this_thread::yield();
+  }
   return announce();
 }
 
