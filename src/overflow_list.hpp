@@ -12,7 +12,7 @@
 
 #include <atomic>
 
-#include "background/detail/task_state.hpp"
+#include "queue_entry.hpp"
 
 namespace background::detail {
 
@@ -22,7 +22,8 @@ class overflow_list {
   overflow_list(const overflow_list&) = delete;
   overflow_list& operator=(const overflow_list&) = delete;
 
-  // Appends `t` (which no other list holds: its next_ is free). Any thread, no lock.
+  // Appends the queue entry `t` (see queue_entry.hpp; no other list holds it: its link is
+  // free). Any thread, no lock.
   void push(task_base* t) noexcept {
     link(t).store(nullptr, std::memory_order_relaxed);
     // seq_cst: the pool pairs this write with its reads of who is searching or parked, as it
@@ -92,13 +93,11 @@ class overflow_list {
 
   // Whether the list may hold a task. seq_cst: the other half of the Dekker pattern described
   // at push(), and see try_pop().
-  bool maybe_nonempty() const noexcept {
-    return tail_.load(std::memory_order_seq_cst) != nullptr;
-  }
+  bool maybe_nonempty() const noexcept { return tail_.load(std::memory_order_seq_cst) != nullptr; }
 
  private:
-  static std::atomic_ref<task_base*> link(task_base* t) noexcept {
-    return std::atomic_ref<task_base*>(t->next_);
+  static std::atomic_ref<task_base*> link(task_base* entry) noexcept {
+    return std::atomic_ref<task_base*>(link_of(entry));
   }
 
   alignas(64) std::atomic<task_base*> tail_{nullptr};  // producers

@@ -117,10 +117,18 @@ void pool_impl::create(std::size_t threads, pool_options options, pool* owner, p
 pool_impl::~pool_impl() {
   // Entries still queued are tasks that were run inline or cancelled (or, if this pool was
   // deleted from one of its own tasks, that task's): drop their references.
-  while (task_base* t = pop_locked()) t->release();
+  // (A post() task is never left: nobody else can run it, so the drain waited for it.)
+  const auto drop = [](task_base* t) {
+    if (is_post(t)) {
+      (void)post_of(t)->run(post_of(t), /*cancelled=*/true, nullptr);
+    } else {
+      t->release();
+    }
+  };
+  while (task_base* t = pop_locked()) drop(t);
   for (int i = 0; i < deques_made_.load(std::memory_order_relaxed); ++i) {
     work_deque* d = deques_[i].load(std::memory_order_relaxed);
-    while (task_base* t = d->steal()) t->release();
+    while (task_base* t = d->steal()) drop(t);
     delete d;
   }
   for (callback_node* n = callbacks_head_.load(std::memory_order_relaxed); n != nullptr;) {
@@ -446,6 +454,10 @@ task_base* pool_impl::pop_locked() {
 void pool_impl::run_entry(task_base* t, bool batched) noexcept {
   // After shutdown(cancel_pending), what has not started is cancelled: then execute() only
   // drops the entry. relaxed: see cancelling_.
+  if (is_post(t)) {
+    run_post(post_of(t), cancelling_.load(std::memory_order_relaxed), batched);
+    return;
+  }
   if (cancelling_.load(std::memory_order_relaxed)) cancel(t);
   // Passes on the queue's reference. Does nothing but drop it if a waiter ran the task inline
   // or it was cancelled. A task it runs is counted done here, not in task_done().
@@ -456,6 +468,29 @@ void pool_impl::run_entry(task_base* t, bool batched) noexcept {
   } else {
     account(delta);
   }
+}
+
+void pool_impl::run_post(post_node* n, bool cancel, bool batched) noexcept {
+  // In a frame of this pool, as a task from run() runs: destroying the pool from inside it
+  // (or from its callable's destructor) waits for the other tasks only, and keeps the pool
+  // alive until this one is done; its callbacks count as inside the pool.
+  running_frame frame{this, tls_frames};
+  tls_frames = &frame;
+  const callback_node* last_callback = n->callbacks_;
+  std::exception_ptr error = n->run(n, cancel, this);  // n is gone
+  const std::uint32_t phase = cancel ? st_cancelled : error != nullptr ? st_failed : st_ready;
+  // As for a task from run(): callbacks, then the report (nobody can observe it: it has no
+  // future), then the count, so that wait() returns after both.
+  run_callbacks(last_callback, outcome(cancel, error));
+  count_finished(phase);
+  if (error != nullptr) report_unobserved(std::move(error));
+  tls_frames = frame.outer;
+  if (batched) {
+    tls_owed += one_task;  // worker_main() settles it
+  } else {
+    task_done(/*entry_left=*/false);
+  }
+  if (frame.holds_pool_ref) release();  // the pool was destroyed from inside this task
 }
 
 void pool_impl::spin_for_work() const noexcept {
@@ -476,30 +511,68 @@ void pool_impl::account(std::uint64_t delta) noexcept {
   idle_cv_.notify_all();
 }
 
-bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
+bool pool_impl::count_new(bool own_worker) noexcept {
   // Counted first, so that shut_down() cannot miss it and a waiter that runs it at once counts
   // it done only after this. seq_cst: the Dekker pair with shut_down() (closing_, then work_).
   // On one of this pool's workers that owes work_ for tasks it has run (tls_owed, not yet
   // subtracted), it owes one less instead: work_ then counts this task in place of one that is
   // done, so it never counts fewer than are pending, and fork-join tasks cost no RMW on a line
   // that every worker writes. (Its own running task is counted too, so shut_down() waits.)
-  tls_submit_woke = false;  // set below if this submit wakes a parked worker
-  const bool own_worker = tls_worker == this;
   const bool netted = own_worker && static_cast<std::uint32_t>(tls_owed) != 0;
   if (netted) {
     tls_owed -= one_task;
   } else {
     work_.fetch_add(one_task, std::memory_order_seq_cst);
   }
-  const auto uncount = [this, netted] {
-    if (netted) {
-      tls_owed += one_task;
-    } else {
-      account(one_task);
-    }
-  };
+  return netted;
+}
+
+void pool_impl::uncount(bool netted) noexcept {
+  if (netted) {
+    tls_owed += one_task;
+  } else {
+    account(one_task);
+  }
+}
+
+void pool_impl::enqueue(task_base* entry, bool to_deque) {
+  // A task submitted from one of our workers' own tasks goes on its deque (fork-join: it is
+  // likely to be waited for there, soon).
+  if (to_deque && tls_deque != nullptr && tls_deque->push(entry)) {
+    tls_submit_woke = announce();  // for the thieves
+  } else {
+    tls_submit_woke = push(entry);
+  }
+}
+
+void pool_impl::post(post_node* n) {
+  tls_submit_woke = false;  // set below if this post wakes a parked worker
+  const bool own_worker = tls_worker == this;
+  const bool netted = count_new(own_worker);
+  // As in submit(): the Dekker pair with shut_down().
+  if (closing_.load(std::memory_order_seq_cst) && !inside(this)) {
+    uncount(netted);
+    throw shutdown_error();
+  }
+  // acquire: pairs with the release store in add_callback().
+  n->callbacks_ = callbacks_tail_.load(std::memory_order_acquire);
+  if (stop_.load(std::memory_order_acquire)) {
+    // No worker is left (see submit()): this thread, inside one of the pool's tasks, runs it.
+    run_post(n, /*cancel=*/false, /*batched=*/false);
+    return;
+  }
+  // A reference keeps the pool alive until this call is done with it, as in submit().
+  if (!own_worker) retain();
+  enqueue(entry_of(n), /*to_deque=*/own_worker);
+  if (!own_worker) release();
+}
+
+bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
+  tls_submit_woke = false;  // set below if this submit wakes a parked worker
+  const bool own_worker = tls_worker == this;
+  const bool netted = count_new(own_worker);
   if (closing_.load(std::memory_order_seq_cst) && !internal && !inside(this)) {
-    uncount();
+    uncount(netted);
     throw shutdown_error();
   }
   // A cancelled continuation may get these too; nobody reads them from a cancelled task.
@@ -508,7 +581,7 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
   std::uint32_t s = t->state_.load(std::memory_order_relaxed);
   const bool continuation = (s & st_phase_mask) == st_pending;
   if (!continuation && (s & st_phase_mask) != st_queued) {  // cancelled meanwhile
-    uncount();
+    uncount(netted);
     return false;
   }
   if (with_callbacks) {
@@ -532,7 +605,7 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
     const std::uint32_t next = stopped ? st_running : st_queued;
     for (;;) {
       if ((s & st_phase_mask) != st_pending) {  // cancelled meanwhile
-        uncount();
+        uncount(netted);
         unpin();
         return false;
       }
@@ -558,14 +631,9 @@ bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
     unpin();
     return true;
   }
-  // A task submitted from one of our workers' own tasks goes on its deque (fork-join: it is
-  // likely to be waited for there, soon); continuations that a finishing task schedules
-  // (`internal`) go on the ring, in the order their antecedents finished.
-  if (!internal && own_worker && tls_deque != nullptr && tls_deque->push(t)) {
-    tls_submit_woke = announce();  // for the thieves
-  } else {
-    tls_submit_woke = push(t);
-  }
+  // Continuations that a finishing task schedules (`internal`) go on the ring, in the order
+  // their antecedents finished.
+  enqueue(t, /*to_deque=*/!internal && own_worker);
   unpin();
   return true;
 }
@@ -695,7 +763,12 @@ void pool_impl::add_callback(std::function<void(const outcome&)> f) {
 
 void pool_impl::run_callbacks(const task_base& t, std::uint32_t phase) noexcept {
   if (t.callbacks_ == nullptr) return;
-  const outcome result(phase == st_cancelled, phase == st_failed ? t.error_ : nullptr);
+  run_callbacks(t.callbacks_,
+                outcome(phase == st_cancelled, phase == st_failed ? t.error_ : nullptr));
+}
+
+void pool_impl::run_callbacks(const callback_node* last, const outcome& result) noexcept {
+  if (last == nullptr) return;
   // acquire: pairs with the release stores in add_callback(); the task saw its last node, so
   // every node up to it is linked.
   for (callback_node* n = callbacks_head_.load(std::memory_order_acquire);;
@@ -705,7 +778,7 @@ void pool_impl::run_callbacks(const task_base& t, std::uint32_t phase) noexcept 
     } catch (...) {
       report_unobserved(std::current_exception());
     }
-    if (n == t.callbacks_) break;
+    if (n == last) break;
   }
 }
 

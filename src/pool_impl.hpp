@@ -22,6 +22,7 @@
 #include "background/pool.hpp"
 #include "injection_queue.hpp"
 #include "overflow_list.hpp"
+#include "queue_entry.hpp"
 #include "work_deque.hpp"
 
 namespace background::detail {
@@ -60,6 +61,8 @@ class pool_impl {
   // for continuations of accepted work, which a closing pool still accepts from any thread;
   // they run inline once the workers are gone.
   bool submit(task_base* t, bool with_callbacks, bool internal);
+  // Queues the post() task `n` (see detail::post()), as submit() queues a task from run().
+  void post(post_node* n);
   // Called once for every queued task when it has finished (after its callbacks).
   // `entry_left` says that its queue entry still holds a reference, because a waiter ran it
   // inline or it was cancelled: wait() then also waits for a worker to drop that entry.
@@ -73,6 +76,8 @@ class pool_impl {
   void add_callback(std::function<void(const outcome&)> f);
   // Calls the callbacks that `t` remembers, with its outcome.
   void run_callbacks(const task_base& t, std::uint32_t phase) noexcept;
+  // Calls the callbacks registered up to `last` (none if null) with `result`.
+  void run_callbacks(const callback_node* last, const outcome& result) noexcept;
   // The pool object's destructor: drains, stops and joins (unless shutdown() did), then drops
   // the pool's reference.
   void shut_down() noexcept;
@@ -164,6 +169,16 @@ class pool_impl {
   // Runs (or, if a waiter ran it or it was cancelled, drops) a popped entry, and counts it:
   // at once, or if `batched` (its worker loop), in this thread's batch (see worker_main()).
   void run_entry(task_base* t, bool batched) noexcept;
+  // Runs the post() task `n` on this thread, or, if `cancel`, destroys it unrun; then its
+  // callbacks, the report of its exception, and its count (`batched` as for run_entry()).
+  void run_post(post_node* n, bool cancel, bool batched) noexcept;
+  // Counts a new task in work_, or, on one of this pool's workers that owes work_ for tasks it
+  // has run, in its batch; returns which (`netted`), for uncount().
+  bool count_new(bool own_worker) noexcept;
+  void uncount(bool netted) noexcept;
+  // Queues an entry (queue_entry.hpp) that count_new() counted: on this worker's deque if
+  // `to_deque` and it has room, else on the ring; records whether that woke a parked worker.
+  void enqueue(task_base* entry, bool to_deque);
   // Returns when a task may be queued or a worker must leave, or after a bounded spin.
   void spin_for_work() const noexcept;
   // Subtracts `delta` from work_ and wakes wait() and shut_down() if they may now return.
@@ -196,8 +211,8 @@ class pool_impl {
   // and the callback list's appends.
   mutable std::mutex mutex_;
   std::condition_variable idle_cv_;  // wait() and shut_down(): work_ fell
-  std::size_t target_ = 0;  // size(): the size last set
-  std::size_t active_ = 0;  // threads that have not decided to leave
+  std::size_t target_ = 0;           // size(): the size last set
+  std::size_t active_ = 0;           // threads that have not decided to leave
   std::list<worker> workers_;
   std::vector<bool> index_used_;  // worker indices in use (under the mutex)
   // Counts of workers that have left, and of tasks finished by threads that are not this

@@ -503,4 +503,6 @@ void submit(pool_impl* p, task_base* t, bool with_callbacks) {
   p->submit(t, with_callbacks, /*internal=*/false);
 }
 
+void post(pool_impl* p, post_node* n) { p->post(n); }
+
 }  // namespace background::detail

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "background/detail/export.hpp"
+#include "background/detail/post_node.hpp"
 #include "background/detail/task_state.hpp"
 
 namespace background::detail {
@@ -17,6 +18,10 @@ namespace background::detail {
 // Throws shutdown_error if `p` is being destroyed and the caller is not one of its tasks; then
 // the reference stays with the caller and nothing is queued.
 BACKGROUND_API void submit(pool_impl* p, task_base* t, bool with_callbacks);
+
+// Queues the post() task `n` on `p`, taking it over, with the pool's callbacks registered so
+// far. Throws shutdown_error as submit() does; then `n` stays with the caller.
+BACKGROUND_API void post(pool_impl* p, post_node* n);
 
 // Makes `c` (in phase st_pending, holding a reference to `a` in `antecedent_`) a continuation
 // of `a`, taking over one reference to `c`; marks `a`'s outcome as observed. If `a` has already

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "background/detail/core.hpp"
+#include "background/detail/post_node.hpp"
 #include "background/detail/task_state.hpp"
 #include "background/future.hpp"
 
@@ -59,22 +60,17 @@ auto submit_call(pool_impl* p, F&& f, Args&&... args) {
   return result;
 }
 
-// Submits `f(args...)` to `p` (the default pool if null) with no future: the state is born
-// with the queue's reference alone, so there is no future's reference to take or to drop, and
-// an exception, with nobody to observe it, goes to the on_error() handler when the task ends.
+// Submits `f(args...)` to `p` (the default pool if null) with no future, as a post_node: an
+// exception, with nobody to observe it, goes to the on_error() handler when the task ends.
 template <class F, class... Args>
 void post_call(pool_impl* p, F&& f, Args&&... args) {
   check_call<F, Args...>();
-  using R = call_result_t<F, Args...>;
-  auto* t = new call_state<R, std::decay_t<F>, std::decay_t<Args>...>(std::forward<F>(f),
-                                                                      std::forward<Args>(args)...);
-  // relaxed: the state is not shared yet; submit() publishes it. The queue's reference, which
-  // submit() takes over, in place of the future's that a new state is born with.
-  t->refs_.store(1, std::memory_order_relaxed);
+  post_node* n = new post_call_node<std::decay_t<F>, std::decay_t<Args>...>(
+      std::forward<F>(f), std::forward<Args>(args)...);
   try {
-    submit(p != nullptr ? p : default_pool_impl(), t, /*with_callbacks=*/true);
+    post(p != nullptr ? p : default_pool_impl(), n);
   } catch (...) {
-    t->release();
+    (void)n->run(n, /*cancelled=*/true, nullptr);  // destroys it, unrun
     throw;
   }
 }
