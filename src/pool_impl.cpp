@@ -18,6 +18,7 @@
 #include "cpu_count.hpp"
 #include "futex.hpp"
 #include "registry.hpp"
+#include "task_memory.hpp"
 
 namespace background::detail {
 namespace {
@@ -314,6 +315,11 @@ void pool_impl::worker_main(worker* self) {
     const bool parked =
         !maybe_queued(/*parking=*/true) && !leave_hint_.load(std::memory_order_relaxed);
     if (parked) {
+      // Nothing is pending: if a backlog has drained since the last time, the memory its tasks
+      // held goes back to the system. Only then: a trim takes malloc's locks for milliseconds
+      // (16 ms after a million tasks), which a busy pool's submitters would wait for. relaxed:
+      // a heuristic.
+      if (work_.load(std::memory_order_relaxed) == 0) trim_task_memory();
       call_park_hook(park_point::before_sleep);
       futex_wait(wake_seq_, key, nullptr);
     }

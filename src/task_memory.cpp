@@ -16,9 +16,14 @@
 #include <new>
 #include <utility>
 
+#if defined(__GLIBC__)  // defined by the headers above
+#include <malloc.h>     // malloc_trim
+#endif
+
 #include "background/detail/post_node.hpp"
 #include "background/detail/task_state.hpp"
 #include "background/detail/testing.hpp"
+#include "task_memory.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define BACKGROUND_TASK_CACHE 0
@@ -74,6 +79,11 @@ struct cache_t {
 };
 constinit thread_local cache_t cache{};
 
+// Bytes of blocks given back to malloc since the last trim_task_memory() that trimmed.
+// relaxed: a heuristic, read and reset by whichever worker goes idle first.
+std::atomic<std::size_t> freed_bytes{0};
+constexpr std::size_t trim_threshold = std::size_t{8} << 20;
+
 // Adds the list of `length` blocks starting at `first` (ended by a null `next`) to the depot
 // as one batch, or, if the depot holds enough of this class, frees it.
 void move_to_depot(std::size_t c, block* first, int length) noexcept {
@@ -88,7 +98,9 @@ void move_to_depot(std::size_t c, block* first, int length) noexcept {
       return;
     }
   }
+  const std::size_t bytes = static_cast<std::size_t>(length) * (c + 1) * class_bytes;
   while (first != nullptr) ::operator delete(std::exchange(first, first->next));
+  freed_bytes.fetch_add(bytes, std::memory_order_relaxed);
 }
 
 // Returns everything cached to the depot at thread exit.
@@ -116,6 +128,16 @@ void register_flush() {
 }
 
 }  // namespace
+
+void trim_task_memory() noexcept {
+#if defined(__GLIBC__)
+  if (freed_bytes.load(std::memory_order_relaxed) < trim_threshold) return;
+  if (freed_bytes.exchange(0, std::memory_order_relaxed) < trim_threshold) return;
+  // glibc keeps freed memory in its arenas (a million 48-byte chunks stay resident after the
+  // tasks that used them are done); this hands the free pages back to the system.
+  malloc_trim(0);
+#endif
+}
 
 void use_task_cache(bool on) noexcept { cache_on.store(on, std::memory_order_relaxed); }
 

@@ -11,9 +11,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <latch>
+#include <thread>
 
 #include "options.hpp"
 #include "peers/peer.hpp"
@@ -69,7 +71,8 @@ double backlog_round(P& p, std::size_t tasks, memory_use& queued) {
 //                       not reported for a peer with its own allocator (peer.hpp)
 //   rss_bytes_per_task  resident growth while queueing, per task
 //   drain_ms            from the release until wait_all() returned
-//   rss_kept_pct        resident bytes after round 2's drain minus before round 1's queueing,
+//   rss_kept_pct        resident bytes after round 2's drain and 100 ms idle, minus before round
+//                       1's queueing,
 //                       in % of before round 1's queueing: the "within 10% of before"
 //   rss_kept_peak_pct   the same difference in % of round 1's resident growth while queueing
 //   heap_kept_bytes     malloc's figure after round 2's drain minus before round 1
@@ -87,6 +90,9 @@ void backlog(benchmark::State& state) {
     const double drain_ms = backlog_round(p, tasks, queued);
     memory_use queued2;
     backlog_round(p, tasks, queued2);
+    // Every peer alike: 100 ms idle before the reading, so that a pool that gives memory back
+    // once idle (its workers parked) is seen doing it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
     const memory_use after = memory_now();
     malloc_trim(0);
     const memory_use trimmed = memory_now();
