@@ -482,8 +482,10 @@ void pool_impl::run_post(post_node* n, bool cancel, bool batched) noexcept {
   // alive until this one is done; its callbacks count as inside the pool.
   running_frame frame{this, tls_frames};
   tls_frames = &frame;
-  const callback_node* last_callback = n->callbacks_;
   std::exception_ptr error = n->run(n, cancel, this);  // n is gone
+  // The callbacks registered by now (see post_node). acquire: pairs with the release store in
+  // add_callback(), so the nodes up to it are linked and their functions visible.
+  const callback_node* last_callback = callbacks_tail_.load(std::memory_order_acquire);
   const std::uint32_t phase = cancel ? st_cancelled : error != nullptr ? st_failed : st_ready;
   // As for a task from run(): callbacks, then the report (nobody can observe it: it has no
   // future), then the count, so that wait() returns after both.
@@ -560,8 +562,6 @@ void pool_impl::post(post_node* n) {
     uncount(netted);
     throw shutdown_error();
   }
-  // acquire: pairs with the release store in add_callback().
-  n->callbacks_ = callbacks_tail_.load(std::memory_order_acquire);
   if (stop_.load(std::memory_order_acquire)) {
     // No worker is left (see submit()): this thread, inside one of the pool's tasks, runs it.
     run_post(n, /*cancel=*/false, /*batched=*/false);

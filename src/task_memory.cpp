@@ -6,10 +6,12 @@
 // threads, where a thread whose cache is empty takes a whole batch at once: one lock per batch
 // instead of malloc's slow path per task.
 //
-// Blocks come in eight classes (32, 64, ... 256 bytes); larger states use operator new
-// directly. Task states from run() take 128 bytes or more; a post() of a small callable takes
-// 32 (post_node.hpp). Under AddressSanitizer, and when a test turns it off
-// (detail::use_task_cache), no block is kept, so every state is a real allocation and a real free.
+// Blocks come in sixteen classes of 24, 40, 56, ... 264 bytes: sizes that malloc serves with no
+// waste (its chunks are 8 bytes of header and a multiple of 16), so a post() of a small
+// callable (post_node.hpp: 24 bytes) takes a 32-byte chunk and a task state from run() (112)
+// takes 128. Larger states use operator new directly. Under AddressSanitizer, and when a test turns
+// it off (detail::use_task_cache), no block is kept, so every state is a real allocation and a real
+// free.
 #include <atomic>
 #include <cstddef>
 #include <mutex>
@@ -39,8 +41,9 @@
 namespace background::detail {
 namespace {
 
-constexpr std::size_t class_bytes = 32;
-constexpr std::size_t classes = 8;
+constexpr std::size_t classes = 16;
+constexpr std::size_t class_size(std::size_t c) noexcept { return 24 + 16 * c; }
+constexpr std::size_t largest = class_size(classes - 1);
 constexpr int batch_size = 32;  // blocks moved to or from the depot at once
 constexpr int max_cached = 64;  // per class and thread; a free beyond it moves a batch out
 // Per class: 2,048 blocks. A batch beyond it goes back to malloc, so that the blocks of a burst
@@ -98,7 +101,7 @@ void move_to_depot(std::size_t c, block* first, int length) noexcept {
       return;
     }
   }
-  const std::size_t bytes = static_cast<std::size_t>(length) * (c + 1) * class_bytes;
+  const std::size_t bytes = static_cast<std::size_t>(length) * class_size(c);
   while (first != nullptr) ::operator delete(std::exchange(first, first->next));
   freed_bytes.fetch_add(bytes, std::memory_order_relaxed);
 }
@@ -115,7 +118,9 @@ struct flush_at_exit {
   }
 };
 
-std::size_t class_of(std::size_t size) noexcept { return (size - 1) / class_bytes; }
+// The smallest class that holds `size` (1..largest) bytes.
+std::size_t class_of(std::size_t size) noexcept { return size <= 24 ? 0 : (size - 24 + 15) / 16; }
+static_assert(sizeof(block) <= class_size(0));
 
 // Makes sure this thread's cache goes back to the depot when it exits: called before the cache
 // first holds a block, whether freed here or taken from the depot (a thread that only
@@ -143,7 +148,7 @@ void use_task_cache(bool on) noexcept { cache_on.store(on, std::memory_order_rel
 
 // Both kinds of task (task_base, post_node) take their memory from here.
 static void* allocate(std::size_t size) {
-  if (size == 0 || size > classes * class_bytes) return ::operator new(size);
+  if (size == 0 || size > largest) return ::operator new(size);
   const std::size_t c = class_of(size);
   if (BACKGROUND_TASK_CACHE && !cache.dead && cache_on.load(std::memory_order_relaxed)) {
     if (cache.head[c] == nullptr) {
@@ -163,12 +168,12 @@ static void* allocate(std::size_t size) {
       return b;
     }
   }
-  return ::operator new((c + 1) * class_bytes);
+  return ::operator new(class_size(c));
 }
 
 static void deallocate(void* p, std::size_t size) noexcept {
   if (p == nullptr) return;
-  if (size == 0 || size > classes * class_bytes) {
+  if (size == 0 || size > largest) {
     ::operator delete(p);
     return;
   }

@@ -147,7 +147,8 @@ class BACKGROUND_API pool {
   // As run(), fire and forget: no future. The call runs exactly once (or is cancelled by
   // shutdown(cancel_pending)); what it returns is dropped; an exception it throws goes to the
   // on_error() handler, once; callbacks see the outcome; wait() waits for it. Throws as run()
-  // does, and then nothing was queued.
+  // does, and then nothing was queued. The cheapest way to hand work to a pool: a queued post
+  // holds the call and 16 bytes (a small lambda: a 32-byte allocation, a third of run()'s).
   template <class F, class... Args>
   void post(F&& f, Args&&... args) {
     detail::post_call(impl_, std::forward<F>(f), std::forward<Args>(args)...);
@@ -239,12 +240,13 @@ class BACKGROUND_API pool {
 
   // pool::callback()
   //
-  // Registers `f`, to be called once after every task that run() or task() submits to this pool
-  // from now on finishes, with its outcome, on the thread that finished it (a worker, a waiting
-  // worker of any pool that ran it inline, or the thread that cancelled it), after its future
-  // is ready and before wait() can return.
-  // Callbacks run in the order registered; one that throws is reported to the on_error()
-  // handler and harms nothing else. Continuations made by then() do not call callbacks.
+  // Registers `f`, to be called once after every task that run(), task() or post() submits to
+  // this pool from now on finishes (and every post() task that finishes from now on: a post
+  // does not remember the callbacks of its submission), with its outcome, on the thread that
+  // finished it (a worker, a waiting worker of any pool that ran it inline, or the thread that
+  // cancelled it), after its future is ready and before wait() can return. Callbacks run in the
+  // order registered; one that throws is reported to the on_error() handler and harms nothing else.
+  // Continuations made by then() do not call callbacks.
   void callback(std::function<void(const outcome&)> f);
 
  private:

@@ -1,7 +1,9 @@
 // post_node: a task from post(). It has no future, so nothing refers to it but its queue entry:
 // it needs no claim, no final state and no reference count, only a way to run itself once and
-// go. A node is 24 bytes and the call's own (an empty lambda: a 32-byte block), where a task
-// state for run() is over 100; and running one costs no atomic read-modify-write on the node.
+// go. A node is 16 bytes and the call's own (with an empty lambda, 24: a 32-byte malloc chunk),
+// where a task state for run() is over 100; and running one costs no atomic read-modify-write
+// on the node. It does not remember the pool's callbacks at submission, as a task state does:
+// the ones registered by the time it runs are called (pool::callback()).
 #ifndef BACKGROUND_DETAIL_POST_NODE_HPP
 #define BACKGROUND_DETAIL_POST_NODE_HPP
 
@@ -15,8 +17,6 @@
 #include "background/detail/task_state.hpp"
 
 namespace background::detail {
-
-struct callback_node;
 
 class post_node {
  public:
@@ -33,8 +33,7 @@ class post_node {
   BACKGROUND_API static void operator delete(void* p, std::size_t size) noexcept;
 
   const run_fn run;
-  task_base* next_ = nullptr;                 // the next entry in a pool's overflow list
-  const callback_node* callbacks_ = nullptr;  // last pool callback to call, or none
+  task_base* next_ = nullptr;  // the next entry in a pool's overflow list
 
  protected:
   explicit post_node(run_fn f) noexcept : run(f) {}
