@@ -15,6 +15,7 @@
 #include <new>
 #include <set>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <utility>
@@ -422,6 +423,42 @@ TEST_P(ObserveTest, StatsCountACancelledTasksContinuationsAsCancelled) {
   const auto s = pool.stats();
   EXPECT_EQ(s.completed, size());
   EXPECT_EQ(s.cancelled, 2u);
+}
+
+TEST_P(ObserveTest, StatsCountPostedTasksByOutcome) {
+  // post() queues no task state (post_node.hpp), but its tasks are counted like the others:
+  // completed, failed, or cancelled by shutdown(cancel_pending).
+  error_counter errors;
+  background::pool pool{size()};
+  constexpr int ok = 300;
+  constexpr int throwing = 40;
+  constexpr int cancelled = 25;
+  for (int i = 0; i < ok; ++i) pool.post([] {});
+  for (int i = 0; i < throwing; ++i) pool.post([] { throw std::runtime_error("posted"); });
+  pool.wait();
+  {
+    const auto s = pool.stats();
+    EXPECT_EQ(s.completed, static_cast<std::uint64_t>(ok));
+    EXPECT_EQ(s.failed, static_cast<std::uint64_t>(throwing));
+    EXPECT_EQ(s.cancelled, 0u);
+  }
+  // Every worker in a stoppable call, so that the next posts stay queued until the shutdown
+  // cancels them.
+  std::latch running{static_cast<std::ptrdiff_t>(size())};
+  for (std::size_t i = 0; i < size(); ++i) {
+    pool.post([&running](std::stop_token stop) {
+      running.count_down();
+      while (!stop.stop_requested()) std::this_thread::yield();
+    });
+  }
+  running.wait();
+  for (int i = 0; i < cancelled; ++i) pool.post([] {});
+  pool.shutdown(background::cancel_pending);
+  const auto s = pool.stats();
+  EXPECT_EQ(s.completed, static_cast<std::uint64_t>(ok) + size());  // and the stoppable calls
+  EXPECT_EQ(s.failed, static_cast<std::uint64_t>(throwing));
+  EXPECT_EQ(s.cancelled, static_cast<std::uint64_t>(cancelled));
+  EXPECT_EQ(errors.count(), throwing);
 }
 
 TEST_P(ObserveTest, ThreadsFollowTheSize) {

@@ -20,7 +20,6 @@
 
 #include "background/detail/testing.hpp"
 #include "background/error.hpp"
-#include "background/error.hpp"
 
 namespace {
 
@@ -937,6 +936,27 @@ TEST_P(PostTest, TheCallableAndItsResultAreFreedOnce) {
   EXPECT_EQ(counted::live, 0);
 }
 
+TEST_P(PostTest, CallbacksSeeThePostsThatFinishAfterThem) {
+  // A post calls the callbacks registered by the time it has run (it does not remember those
+  // of its submission, as a task from run() does): one posted before the callback, and released
+  // after it, is seen too.
+  background::pool pool{GetParam()};
+  std::atomic<int> succeeded{0};
+  std::atomic<int> failed{0};
+  std::latch release{1};
+  pool.post([&release] { release.wait(); });  // posted before the callback
+  pool.callback([&](const background::outcome& o) { ++(o.failed() ? failed : succeeded); });
+  release.count_down();  // it finishes after the callback exists: counted
+  for (int i = 0; i < 100; ++i) pool.post([] {});
+  {
+    posted_errors errors;
+    for (int i = 0; i < 10; ++i) pool.post([] { throw std::runtime_error("x"); });
+    pool.wait();
+  }
+  EXPECT_EQ(succeeded, 101);
+  EXPECT_EQ(failed, 10);
+}
+
 TEST_P(PostTest, CancelPendingCancelsQueuedPostsAndStopsRunningOnes) {
   posted_errors errors;
   std::atomic<int> cancelled{0};
@@ -959,6 +979,84 @@ TEST_P(PostTest, CancelPendingCancelsQueuedPostsAndStopsRunningOnes) {
   EXPECT_EQ(ran, 0);
   EXPECT_EQ(cancelled, 50);
   EXPECT_EQ(errors.messages(), std::vector<std::string>{});  // a cancellation is no error
+}
+
+TEST_P(PostTest, APostedTaskMayDestroyItsPool) {
+  // The destructor, called from a posted task, drains the other tasks and keeps the pool alive
+  // until that task is done (its frame holds the pool, as a task from run() does).
+  for (int round = 0; round < 20; ++round) {
+    auto* pool = new background::pool(GetParam());
+    std::atomic<int> ran{0};
+    std::latch destroyed{1};
+    for (int i = 0; i < 50; ++i) pool->post([&ran] { ++ran; });
+    pool->post([pool, &ran, &destroyed] {
+      delete pool;
+      EXPECT_EQ(ran, 50) << "the destructor drained the other posts";
+      destroyed.count_down();
+    });
+    destroyed.wait();
+  }
+}
+
+TEST_P(PostTest, PostsFromThePoolsOwnTasksAreAcceptedWhileItCloses) {
+  // A closing pool refuses posts from outside, but not from its own tasks: the destructor
+  // drains what they post too.
+  posted_errors errors;
+  constexpr int outer = 100;
+  std::atomic<int> ran{0};
+  std::latch release{1};
+  auto pool = std::make_unique<background::pool>(GetParam());
+  background::pool* raw = pool.get();
+  for (int i = 0; i < outer; ++i) {
+    raw->post([raw, &release, &ran] {
+      release.wait();  // until the pool is closing
+      raw->post([&ran] { ++ran; });
+    });
+  }
+  std::thread destroyer([&pool] { pool.reset(); });
+  // Find the moment the destructor has started without sleeping: post until one throws.
+  for (bool refused = false; !refused;) {
+    try {
+      raw->post([] {});
+    } catch (const background::shutdown_error&) {
+      refused = true;
+    }
+  }
+  release.count_down();
+  destroyer.join();
+  EXPECT_EQ(ran, outer);
+  EXPECT_EQ(errors.messages().size(), 0u);
+}
+
+TEST(PostErrorTest, APostRefusedDuringShutdownDoesNotHoldUpTheDrain) {
+  // A refused post was counted as pending for a moment: it must be uncounted, or the
+  // destructor's drain, which waits for every pending task, never ends.
+  std::latch in_task{1};
+  std::latch release{1};
+  auto pool = std::make_unique<background::pool>(1);
+  pool->post([&] {
+    in_task.count_down();
+    release.wait();
+  });
+  in_task.wait();
+  background::pool* raw = pool.get();
+  std::thread destroyer([&pool] { pool.reset(); });
+  // Until the destructor has started, posts are accepted; afterwards they throw. Find the
+  // moment without sleeping: keep posting until one throws.
+  std::atomic<int> ran{0};
+  int accepted = 0;
+  int refused = 0;
+  while (refused < 100) {
+    try {
+      raw->post([&ran] { ++ran; });
+      ++accepted;
+    } catch (const background::shutdown_error&) {
+      ++refused;
+    }
+  }
+  release.count_down();
+  destroyer.join();
+  EXPECT_EQ(ran, accepted);
 }
 
 TEST(PostErrorTest, PostToAShutDownPoolThrowsAndQueuesNothing) {
