@@ -1,19 +1,22 @@
-// Waiting for several futures: when_all(), when_any(), wait_all(), wait_any() and
-// as_completed(), the verbs of Python's concurrent.futures (wait, as_completed) and of the
-// futures of other languages (all, any).
-//
-// None of them blocks a pool thread while it waits for its inputs: when_all() and when_any()
-// return a future at once, and the blocking verbs (wait_all(), wait_any(), as_completed()'s
-// iteration), called from a task of any pool, run inputs that no worker has started yet on the
-// calling thread, as future::wait() does, so they are safe at n = 1. Inputs may come from any
-// pools.
-//
-// **Example**:
-//
-//   std::vector<background::future<int>> fs;
-//   for (int i = 0; i < 10; ++i) fs.push_back(background::run([i] { return i * i; }));
-//   std::vector<int> squares = background::when_all(fs).get();
-//   for (const auto& f : background::as_completed(fs)) use(f.get());
+/// @file
+/// Waiting for several futures: when_all(), when_any(), wait_all(), wait_any() and
+/// as_completed(), the verbs of Python's concurrent.futures (wait, as_completed) and of the
+/// futures of other languages (all, any).
+///
+/// None of them blocks a pool thread while it waits for its inputs: when_all() and when_any()
+/// return a future at once, and the blocking verbs (wait_all(), wait_any(), as_completed()'s
+/// iteration), called from a task of any pool, run inputs that no worker has started yet on the
+/// calling thread, as future::wait() does, so they are safe at n = 1. Inputs may come from any
+/// pools.
+///
+/// **Example**:
+///
+/// ```
+///   std::vector<background::future<int>> fs;
+///   for (int i = 0; i < 10; ++i) fs.push_back(background::run([i] { return i * i; }));
+///   std::vector<int> squares = background::when_all(fs).get();
+///   for (const auto& f : background::as_completed(fs)) use(f.get());
+/// ```
 #ifndef BACKGROUND_COMPOSE_HPP
 #define BACKGROUND_COMPOSE_HPP
 
@@ -256,20 +259,22 @@ std::chrono::steady_clock::time_point deadline_after(
 
 // when_all()
 //
-// A future that is ready once every future of `fs` is done, with their values in input order
-// (`future<std::vector<T>>`; for futures of void, `future<void>`). If any of them failed or was
-// cancelled, it fails with the exception of the first such one in input order (or is cancelled,
-// if that one was), still only once all are done. Never blocks. Values are copied, or moved out
-// if `T` cannot be copied (other copies of those futures must not read them then). Exceptions of
-// the other failed inputs stay with their own futures (reported to on_error() if nobody
-// observes them). The new future's continuations run on the pool of the input that finished
-// last; the futures of `fs` may come from any pools. An empty `fs` gives a future that is ready
-// at once. Throws std::future_error if one of `fs` is not valid(). The futures are copied from
-// `fs`, or moved out of it if it is an rvalue container (`when_all(std::move(fs))`).
-//
-// **Example**:
-//
-//   auto all = background::when_all(fs).then([](const std::vector<int>& v) { return sum(v); });
+/// A future that is ready once every future of `fs` is done, with their values in input order
+/// (`future<std::vector<T>>`; for futures of void, `future<void>`). If any of them failed or was
+/// cancelled, it fails with the exception of the first such one in input order (or is cancelled,
+/// if that one was), still only once all are done. Never blocks. Values are copied, or moved out
+/// if `T` cannot be copied (other copies of those futures must not read them then). Exceptions of
+/// the other failed inputs stay with their own futures (reported to on_error() if nobody
+/// observes them). The new future's continuations run on the pool of the input that finished
+/// last; the futures of `fs` may come from any pools. An empty `fs` gives a future that is ready
+/// at once. Throws std::future_error if one of `fs` is not valid(). The futures are copied from
+/// `fs`, or moved out of it if it is an rvalue container (`when_all(std::move(fs))`).
+///
+/// **Example**:
+///
+/// ```
+///   auto all = background::when_all(fs).then([](const std::vector<int>& v) { return sum(v); });
+/// ```
 template <class R>
   requires detail::future_range<R>
 auto when_all(R&& fs) {
@@ -280,12 +285,14 @@ auto when_all(R&& fs) {
 
 // when_all(f1, f2, ...)
 //
-// As when_all(fs), for futures of different types: a `future<std::tuple<T1, T2, ...>>`, where a
-// future<void> contributes std::monostate.
-//
-// **Example**:
-//
-//   auto [n, s] = background::when_all(run(count), run(name)).get();
+/// As when_all(fs), for futures of different types: a `future<std::tuple<T1, T2, ...>>`, where a
+/// future<void> contributes std::monostate.
+///
+/// **Example**:
+///
+/// ```
+///   auto [n, s] = background::when_all(run(count), run(name)).get();
+/// ```
 template <class... Ts>
   requires(sizeof...(Ts) > 0)
 auto when_all(const future<Ts>&... fs) {
@@ -294,9 +301,9 @@ auto when_all(const future<Ts>&... fs) {
 
 // when_any()
 //
-// A future of the index, in `fs`, of the first future to finish, whatever its outcome (a value,
-// an exception, cancellation); if several are already done, the first of those in input order.
-// Never blocks. Throws std::invalid_argument if `fs` is empty.
+/// A future of the index, in `fs`, of the first future to finish, whatever its outcome (a value,
+/// an exception, cancellation); if several are already done, the first of those in input order.
+/// Never blocks. Throws std::invalid_argument if `fs` is empty.
 template <class R>
   requires detail::future_range<R>
 future<std::size_t> when_any(R&& fs) {
@@ -309,8 +316,8 @@ future<std::size_t> when_any(R&& fs) {
 
 // wait_all()
 //
-// Blocks until every future of `fs` is done. On a pool's worker, it runs inputs that no worker
-// has started yet, as future::wait() does.
+/// Blocks until every future of `fs` is done. On a pool's worker, it runs inputs that no worker
+/// has started yet, as future::wait() does.
 template <class R>
   requires detail::future_range<R>
 void wait_all(R&& fs) {
@@ -332,8 +339,8 @@ void wait_all(R&& fs) {
 
 // wait_all(fs, timeout)
 //
-// Blocks until every future of `fs` is done or `timeout` has passed, measured from the call;
-// returns whether all are done. Runs no task on the calling thread.
+/// Blocks until every future of `fs` is done or `timeout` has passed, measured from the call;
+/// returns whether all are done. Runs no task on the calling thread.
 template <class R, class Rep, class Period>
   requires detail::future_range<R>
 bool wait_all(R&& fs, const std::chrono::duration<Rep, Period>& timeout) {
@@ -346,9 +353,9 @@ bool wait_all(R&& fs, const std::chrono::duration<Rep, Period>& timeout) {
 
 // wait_any(fs)
 //
-// Blocks until at least one future of `fs` is done; returns the index of one that is (the first
-// done in input order, if several already are). On a pool's worker it runs an input that no
-// worker has started yet, as future::wait() does. Throws std::invalid_argument if `fs` is empty.
+/// Blocks until at least one future of `fs` is done; returns the index of one that is (the first
+/// done in input order, if several already are). On a pool's worker it runs an input that no
+/// worker has started yet, as future::wait() does. Throws std::invalid_argument if `fs` is empty.
 template <class R>
   requires detail::future_range<R>
 std::size_t wait_any(R&& fs) {
@@ -362,8 +369,8 @@ std::size_t wait_any(R&& fs) {
 
 // wait_any(fs, timeout)
 //
-// As wait_any(fs), but for at most `timeout`: the index of a finished future, or an empty
-// optional if none finished in time. Runs no task on the calling thread.
+/// As wait_any(fs), but for at most `timeout`: the index of a finished future, or an empty
+/// optional if none finished in time. Runs no task on the calling thread.
 template <class R, class Rep, class Period>
   requires detail::future_range<R>
 std::optional<std::size_t> wait_any(R&& fs, const std::chrono::duration<Rep, Period>& timeout) {
@@ -379,18 +386,20 @@ std::optional<std::size_t> wait_any(R&& fs, const std::chrono::duration<Rep, Per
 
 // as_completed()
 //
-// An input range that yields copies of the futures of `fs` in the order they finish (those
-// already done first, in input order). "Finish" is the moment the finishing thread delivers the
-// outcome to the range, just after the future's done() turns true: a future seen done by
-// another thread may, for that moment, not be deliverable yet, and one that finishes
-// meanwhile may come first. `begin()` and `++` block until the next one is done; on
-// a pool's worker they run inputs that no worker has started yet meanwhile, as future::wait()
-// does. Costs O(N) in all for N futures. The range holds its own copies of the futures; iterate
-// it once, from one thread.
-//
-// **Example**:
-//
-//   for (const background::future<page>& f : background::as_completed(fetches)) show(f.get());
+/// An input range that yields copies of the futures of `fs` in the order they finish (those
+/// already done first, in input order). "Finish" is the moment the finishing thread delivers the
+/// outcome to the range, just after the future's done() turns true: a future seen done by
+/// another thread may, for that moment, not be deliverable yet, and one that finishes
+/// meanwhile may come first. `begin()` and `++` block until the next one is done; on
+/// a pool's worker they run inputs that no worker has started yet meanwhile, as future::wait()
+/// does. Costs O(N) in all for N futures. The range holds its own copies of the futures; iterate
+/// it once, from one thread.
+///
+/// **Example**:
+///
+/// ```
+///   for (const background::future<page>& f : background::as_completed(fetches)) show(f.get());
+/// ```
 template <class R>
   requires detail::future_range<R>
 auto as_completed(R&& fs) {
@@ -401,9 +410,9 @@ auto as_completed(R&& fs) {
 
 // as_completed(fs, timeout)
 //
-// As as_completed(fs), but `begin()` or `++` throws timeout_error once `timeout`, measured from
-// this call, has passed with futures not yet yielded, as Python's as_completed() does. Its waits
-// run no task on the calling thread.
+/// As as_completed(fs), but `begin()` or `++` throws timeout_error once `timeout`, measured from
+/// this call, has passed with futures not yet yielded, as Python's as_completed() does. Its waits
+/// run no task on the calling thread.
 template <class R, class Rep, class Period>
   requires detail::future_range<R>
 auto as_completed(R&& fs, const std::chrono::duration<Rep, Period>& timeout) {

@@ -1,27 +1,30 @@
-// Coroutines: `co_await` any future, `future<T>` as a coroutine's return type, and
-// `co_await resume_on(p)` to move a coroutine onto a pool.
-//
-// Awaiting never blocks a thread: a future that is done continues at once; otherwise the
-// coroutine is suspended and resumed, on a worker of the awaited future's pool, once that task
-// has finished. Its exception, or `cancelled`, is rethrown at the `co_await`.
-//
-// A function that returns `background::future<T>` and uses `co_await` or `co_return` is a
-// background coroutine: calling it submits its body to the default pool (as run() would) and
-// returns its future at once. A task that waits for that future, even at n = 1, runs the
-// coroutine's pending steps itself, as it would a chain of then()s. An exception that leaves the
-// body goes to the future, or, if nobody can observe it, to on_error(), once.
-//
-// g++ 12 may destroy twice a capturing lambda written inside a `co_await` expression
-// (`co_await run([x] { ... })`): name the lambda, or the future, first.
-//
-// **Example**:
-//
-//   background::future<int> add_one(int x) {
-//     auto twice = [x] { return 2 * x; };
-//     int a = co_await background::run(twice);
-//     co_await background::resume_on(io_pool);  // the rest runs on io_pool
-//     co_return a + 1;
-//   }
+/// @file
+/// Coroutines: `co_await` any future, `future<T>` as a coroutine's return type, and
+/// `co_await resume_on(p)` to move a coroutine onto a pool.
+///
+/// Awaiting never blocks a thread: a future that is done continues at once; otherwise the
+/// coroutine is suspended and resumed, on a worker of the awaited future's pool, once that task
+/// has finished. Its exception, or `cancelled`, is rethrown at the `co_await`.
+///
+/// A function that returns `background::future<T>` and uses `co_await` or `co_return` is a
+/// background coroutine: calling it submits its body to the default pool (as run() would) and
+/// returns its future at once. A task that waits for that future, even at n = 1, runs the
+/// coroutine's pending steps itself, as it would a chain of then()s. An exception that leaves the
+/// body goes to the future, or, if nobody can observe it, to on_error(), once.
+///
+/// g++ 12 may destroy twice a capturing lambda written inside a `co_await` expression
+/// (`co_await run([x] { ... })`): name the lambda, or the future, first.
+///
+/// **Example**:
+///
+/// ```
+///   background::future<int> add_one(int x) {
+///     auto twice = [x] { return 2 * x; };
+///     int a = co_await background::run(twice);
+///     co_await background::resume_on(io_pool);  // the rest runs on io_pool
+///     co_return a + 1;
+///   }
+/// ```
 #ifndef BACKGROUND_COROUTINE_HPP
 #define BACKGROUND_COROUTINE_HPP
 
@@ -182,12 +185,13 @@ class future_awaiter {
 
 }  // namespace detail
 
+/// @{
 // co_await on a future<T>
 //
-// Suspends the coroutine until the future is done, without blocking a thread, and gives its
-// value: a copy for an lvalue future, the value moved out for an rvalue (`co_await run(g)`).
-// Rethrows its exception, or `cancelled`. Throws std::future_error for an empty future, and
-// shutdown_error if the task has finished and its pool is gone.
+/// Suspends the coroutine until the future is done, without blocking a thread, and gives its
+/// value: a copy for an lvalue future, the value moved out for an rvalue (`co_await run(g)`).
+/// Rethrows its exception, or `cancelled`. Throws std::future_error for an empty future, and
+/// shutdown_error if the task has finished and its pool is gone.
 template <class T>
 auto operator co_await(const future<T>& f) {
   return detail::future_awaiter<T, false>(f);
@@ -196,25 +200,34 @@ template <class T>
 auto operator co_await(future<T>&& f) {
   return detail::future_awaiter<T, true>(std::move(f));
 }
+/// @}
 
 // resume_on()
 //
-// `co_await resume_on(p)` moves the rest of the coroutine onto a worker of pool `p` (at once,
-// with no hop, if it already runs on one). Throws shutdown_error at the co_await if `p` is
-// shutting down.
-//
-// **Example**:
-//
-//   co_await background::resume_on(io);  // from here on, on a worker of io
+/// `co_await resume_on(p)` moves the rest of the coroutine onto a worker of pool `p` (at once,
+/// with no hop, if it already runs on one). Throws shutdown_error at the co_await if `p` is
+/// shutting down.
+///
+/// **Example**:
+///
+/// ```
+///   co_await background::resume_on(io);  // from here on, on a worker of io
+/// ```
 class resume_on {
  public:
+  /// For `co_await resume_on(p)`: keeps a pointer to `p`, which must outlive the `co_await`.
   explicit resume_on(pool& p) noexcept : pool_(&p) {}
+  /// @{
+  // resume_on::await_ready(), await_suspend(), await_resume()
+  //
+  /// The awaitable's protocol, which `co_await` calls.
   bool await_ready() const noexcept { return detail::on_worker_of(*pool_); }
   template <class P>
   void await_suspend(std::coroutine_handle<P> h) const {
     detail::resume_on_pool(*pool_, h, detail::coro_of(h));
   }
   void await_resume() const noexcept {}
+  /// @}
 
  private:
   pool* pool_;

@@ -1,15 +1,18 @@
-// future<T>: the handle that task(), run() and then() return.
-//
-// A future refers to one task's shared state. Copies refer to the same task; the state is freed
-// when the task has finished and the last copy is gone. Dropping a future neither blocks nor
-// cancels: the task still runs (fire-and-forget). Every member is safe to call from any thread,
-// on the same future or on copies, including from inside tasks.
-//
-// **Example**:
-//
-//   background::future<int> f = background::run([] { return 6 * 7; });
-//   f.then([](int v) { std::printf("%d\n", v); });
-//   int v = f.get();  // 42
+/// @file
+/// future<T>: the handle that task(), run() and then() return.
+///
+/// A future refers to one task's shared state. Copies refer to the same task; the state is freed
+/// when the task has finished and the last copy is gone. Dropping a future neither blocks nor
+/// cancels: the task still runs (fire-and-forget). Every member is safe to call from any thread,
+/// on the same future or on copies, including from inside tasks.
+///
+/// **Example**:
+///
+/// ```
+///   background::future<int> f = background::run([] { return 6 * 7; });
+///   f.then([](int v) { std::printf("%d\n", v); });
+///   int v = f.get();  // 42
+/// ```
 #ifndef BACKGROUND_FUTURE_HPP
 #define BACKGROUND_FUTURE_HPP
 
@@ -94,13 +97,22 @@ auto make_continuation(result_state<T>* a, F&& f, std::uint64_t target_pool);
 
 }  // namespace detail
 
+// future
+//
+/// The handle to one task: its value or exception once it finishes. Copies refer to the same
+/// task; dropping one neither blocks nor cancels (see future.hpp).
 template <class T>
 class future {
  public:
+  /// The type of the task's value.
   using value_type = T;
 
-  // An empty future: valid() is false and every other member throws std::future_error.
+  /// An empty future: valid() is false and every other member throws std::future_error.
   future() noexcept = default;
+  /// @{
+  // Copying and moving
+  //
+  /// Copies refer to the same task; a future moved from is empty (valid() is false).
   future(const future& other) noexcept : s_(other.s_) {
     if (s_ != nullptr) s_->retain_future();
   }
@@ -109,35 +121,37 @@ class future {
     std::swap(s_, other.s_);
     return *this;
   }
-  // Never blocks and never cancels: the task runs whether or not anyone keeps its future.
+  /// @}
+
+  /// Never blocks and never cancels: the task runs whether or not anyone keeps its future.
   ~future() {
     if (s_ != nullptr) s_->release_future();
   }
 
   // future::valid()
   //
-  // Whether this future refers to a task (false when default-constructed or moved from).
+  /// Whether this future refers to a task (false when default-constructed or moved from).
   bool valid() const noexcept { return s_ != nullptr; }
 
   // future::done()
   //
-  // Whether the task has finished: with a value, an exception, or by cancellation. Never blocks
-  // and never runs the task. Once it returns true, everything the task wrote is visible to the
-  // caller, as after get().
+  /// Whether the task has finished: with a value, an exception, or by cancellation. Never blocks
+  /// and never runs the task. Once it returns true, everything the task wrote is visible to the
+  /// caller, as after get().
   bool done() const { return detail::is_final(state().state_.load(std::memory_order_acquire)); }
 
   // future::wait()
   //
-  // Blocks until done(). Called from a task of any pool, it runs the awaited task on the calling
-  // thread if no worker has started it yet (and does the same for the queued task that a then()
-  // continuation waits for), so a task can wait for tasks it started even when every worker is
-  // busy waiting: nested waits do not deadlock. It never runs unrelated tasks.
+  /// Blocks until done(). Called from a task of any pool, it runs the awaited task on the calling
+  /// thread if no worker has started it yet (and does the same for the queued task that a then()
+  /// continuation waits for), so a task can wait for tasks it started even when every worker is
+  /// busy waiting: nested waits do not deadlock. It never runs unrelated tasks.
   void wait() const { detail::wait(&state(), nullptr); }
 
   // future::wait_for()
   //
-  // Blocks until done() or until `timeout` has passed; returns done(). A zero or negative
-  // timeout only polls. Never runs the task on the calling thread.
+  /// Blocks until done() or until `timeout` has passed; returns done(). A zero or negative
+  /// timeout only polls. Never runs the task on the calling thread.
   template <class Rep, class Period>
   bool wait_for(const std::chrono::duration<Rep, Period>& timeout) const {
     using steady = std::chrono::steady_clock;
@@ -152,8 +166,8 @@ class future {
 
   // future::wait_until()
   //
-  // Blocks until done() or until `deadline` on `Clock`; returns done(). Never runs the task on
-  // the calling thread.
+  /// Blocks until done() or until `deadline` on `Clock`; returns done(). Never runs the task on
+  /// the calling thread.
   template <class Clock, class Duration>
   bool wait_until(const std::chrono::time_point<Clock, Duration>& deadline) const {
     if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
@@ -171,8 +185,8 @@ class future {
 
   // future::exception()
   //
-  // Waits as wait() does, then returns the task's exception, a `cancelled` exception if it was
-  // cancelled, or null if it succeeded. Counts as observing the exception (see on_error()).
+  /// Waits as wait() does, then returns the task's exception, a `cancelled` exception if it was
+  /// cancelled, or null if it succeeded. Counts as observing the exception (see on_error()).
   std::exception_ptr exception() const {
     wait();
     s_->observed_.store(true, std::memory_order_relaxed);  // published by release_future()
@@ -188,25 +202,26 @@ class future {
 
   // future::cancel()
   //
-  // Cancels the task if it has not started: returns true if it now never will run, false if it
-  // is running or has finished. A cancelled task's get() throws `cancelled`, its continuations
-  // are cancelled too (except those that take the future, which run), and callbacks see it as
-  // cancelled. If the task is running and its callable takes a std::stop_token, stop is
-  // requested on that token (it still returns false: the task has started, and finishes as it
-  // decides). Never blocks. A coroutine's future can be cancelled until its body starts.
+  /// Cancels the task if it has not started: returns true if it now never will run, false if it
+  /// is running or has finished. A cancelled task's get() throws `cancelled`, its continuations
+  /// are cancelled too (except those that take the future, which run), and callbacks see it as
+  /// cancelled. If the task is running and its callable takes a std::stop_token, stop is
+  /// requested on that token (it still returns false: the task has started, and finishes as it
+  /// decides). Never blocks. A coroutine's future can be cancelled until its body starts.
   bool cancel() const {
     if (detail::cancel(&state())) return true;
     s_->request_stop();
     return false;
   }
 
+  /// @{
   // future::get()
   //
-  // Waits as wait() does, then returns the task's value, rethrows its exception, or throws
-  // `cancelled`. On an lvalue it returns a reference to the value, valid while any copy of this
-  // future exists; on an rvalue (`std::move(f).get()`, or `run(g).get()`) it moves the value
-  // out, which is how a move-only result is taken: other copies of the future, if any, must
-  // not read the value after that. Counts as observing the exception.
+  /// Waits as wait() does, then returns the task's value, rethrows its exception, or throws
+  /// `cancelled`. On an lvalue it returns a reference to the value, valid while any copy of this
+  /// future exists; on an rvalue (`std::move(f).get()`, or `run(g).get()`) it moves the value
+  /// out, which is how a move-only result is taken: other copies of the future, if any, must
+  /// not read the value after that. Counts as observing the exception.
   typename detail::get_result<T>::type get() const& {
     wait_observed();
     if constexpr (!std::is_void_v<T>) return s_->value();
@@ -215,21 +230,23 @@ class future {
     wait_observed();
     if constexpr (!std::is_void_v<T>) return std::move(s_->value());
   }
+  /// @}
 
+  /// @{
   // future::then()
   //
-  // Returns a future for `f(value)` (or `f()` for future<void>), which runs on the same pool as
-  // this task once it has succeeded. If this task fails or is cancelled, the returned future
-  // fails with the same exception or is cancelled, and `f` is not called. If `f` takes a
-  // `future<T>` instead (declared so: a generic lambda gets the value), it is called whatever
-  // the outcome, with a future of this task that is done, so it can handle an error or a
-  // cancellation; that counts as observing the exception. Never blocks. Called
-  // on an rvalue, the value is moved into `f`; on an lvalue, `f` gets a const reference.
-  // As with get(), other copies must not read a value that then() moved out. The new future
-  // carries this task's exception on, which counts as observing it; if the continuation is
-  // cancelled first, the exception is reported as unobserved unless a future of this task
-  // observes it. Throws shutdown_error if the task has finished and its pool is being
-  // destroyed (or is gone).
+  /// Returns a future for `f(value)` (or `f()` for future<void>), which runs on the same pool as
+  /// this task once it has succeeded. If this task fails or is cancelled, the returned future
+  /// fails with the same exception or is cancelled, and `f` is not called. If `f` takes a
+  /// `future<T>` instead (declared so: a generic lambda gets the value), it is called whatever
+  /// the outcome, with a future of this task that is done, so it can handle an error or a
+  /// cancellation; that counts as observing the exception. Never blocks. Called
+  /// on an rvalue, the value is moved into `f`; on an lvalue, `f` gets a const reference.
+  /// As with get(), other copies must not read a value that then() moved out. The new future
+  /// carries this task's exception on, which counts as observing it; if the continuation is
+  /// cancelled first, the exception is reported as unobserved unless a future of this task
+  /// observes it. Throws shutdown_error if the task has finished and its pool is being
+  /// destroyed (or is gone).
   template <class F>
   auto then(F&& f) const& {
     return detail::make_continuation<false>(&state(), std::forward<F>(f), 0);
@@ -238,15 +255,17 @@ class future {
   auto then(F&& f) && {
     return detail::make_continuation<true>(&state(), std::forward<F>(f), 0);
   }
+  /// @}
 
+  /// @{
   // future::then(pool&, f)
   //
-  // As then(f), but the continuation is queued on `p`, and runs on one of its workers, unless a
-  // worker of another pool that waits for it runs it first, as it would any task it waits for
-  // (which is what keeps two pools of one worker each, waiting for each other's continuations,
-  // from deadlocking). If `p` is already shut down, then() throws shutdown_error, as
-  // submitting to `p` would; if `p` shuts down later, before this task finishes, the
-  // continuation is cancelled.
+  /// As then(f), but the continuation is queued on `p`, and runs on one of its workers, unless a
+  /// worker of another pool that waits for it runs it first, as it would any task it waits for
+  /// (which is what keeps two pools of one worker each, waiting for each other's continuations,
+  /// from deadlocking). If `p` is already shut down, then() throws shutdown_error, as
+  /// submitting to `p` would; if `p` shuts down later, before this task finishes, the
+  /// continuation is cancelled.
   template <class F>
   auto then(pool& p, F&& f) const& {
     return detail::make_continuation<false>(&state(), std::forward<F>(f), detail::target_pool_id(p));
@@ -255,6 +274,7 @@ class future {
   auto then(pool& p, F&& f) && {
     return detail::make_continuation<true>(&state(), std::forward<F>(f), detail::target_pool_id(p));
   }
+  /// @}
 
  private:
   friend struct detail::future_access;

@@ -1,16 +1,19 @@
-// map() and for_each(): call a function on every element of a range, on a pool, in chunks.
-//
-// The range is split into chunks of consecutive elements, one task each; the returned future is
-// ready once every chunk is done. As with every argument, `inputs` is decay-copied into the call
-// (a container is copied, or moved if passed as an rvalue): pass a view (std::span,
-// std::views::all(v), std::views::iota) to avoid the copy, and keep what it refers to alive
-// until the future is done.
-//
-// **Example**:
-//
-//   std::vector<int> xs = load();
-//   background::future<std::vector<int>> ys =
-//       background::map([](int x) { return x * x + 1; }, std::span(xs));
+/// @file
+/// map() and for_each(): call a function on every element of a range, on a pool, in chunks.
+///
+/// The range is split into chunks of consecutive elements, one task each; the returned future is
+/// ready once every chunk is done. As with every argument, `inputs` is decay-copied into the call
+/// (a container is copied, or moved if passed as an rvalue): pass a view (std::span,
+/// std::views::all(v), std::views::iota) to avoid the copy, and keep what it refers to alive
+/// until the future is done.
+///
+/// **Example**:
+///
+/// ```
+///   std::vector<int> xs = load();
+///   background::future<std::vector<int>> ys =
+///       background::map([](int x) { return x * x + 1; }, std::span(xs));
+/// ```
 #ifndef BACKGROUND_MAP_HPP
 #define BACKGROUND_MAP_HPP
 
@@ -183,17 +186,19 @@ auto parallel_map(pool_impl* p, F&& f, Inputs&& inputs, std::size_t chunk) {
 
 // map()
 //
-// Calls `f(x)` for each element `x` of `inputs` on the default pool and returns a future of the
-// results, in input order (`future<std::vector<R>>`). `chunk` elements are called per task; the
-// default (0) makes four chunks per worker, so that a tiny `f` costs a few tasks in all. Calls
-// may run at the same time, so `f` is called as const. If calls throw, the future fails with the
-// first exception caught; calls not yet started are skipped, and the exceptions of calls that
-// were running meanwhile go to the on_error() handler. Never blocks; throws as run() does if the
-// chunks cannot be submitted (those already submitted then do nothing).
-//
-// **Example**:
-//
-//   auto squares = background::map([](int x) { return x * x; }, std::views::iota(0, 1000));
+/// Calls `f(x)` for each element `x` of `inputs` on the default pool and returns a future of the
+/// results, in input order (`future<std::vector<R>>`). `chunk` elements are called per task; the
+/// default (0) makes four chunks per worker, so that a tiny `f` costs a few tasks in all. Calls
+/// may run at the same time, so `f` is called as const. If calls throw, the future fails with the
+/// first exception caught; calls not yet started are skipped, and the exceptions of calls that
+/// were running meanwhile go to the on_error() handler. Never blocks; throws as run() does if the
+/// chunks cannot be submitted (those already submitted then do nothing).
+///
+/// **Example**:
+///
+/// ```
+///   auto squares = background::map([](int x) { return x * x; }, std::views::iota(0, 1000));
+/// ```
 template <class F, class R>
 auto map(F&& f, R&& inputs, std::size_t chunk = 0) {
   return detail::parallel_map<false>(nullptr, std::forward<F>(f), std::forward<R>(inputs), chunk);
@@ -201,8 +206,8 @@ auto map(F&& f, R&& inputs, std::size_t chunk = 0) {
 
 // for_each()
 //
-// As map(), for a function whose results are not needed: the future is ready once `f` has been
-// called on every element of `inputs`, or fails as map()'s does.
+/// As map(), for a function whose results are not needed: the future is ready once `f` has been
+/// called on every element of `inputs`, or fails as map()'s does.
 template <class R, class F>
 future<void> for_each(R&& inputs, F&& f, std::size_t chunk = 0) {
   return detail::parallel_map<true>(nullptr, std::forward<F>(f), std::forward<R>(inputs), chunk);
