@@ -9,6 +9,8 @@
 #include <mutex>
 #include <typeinfo>
 
+#include "fork.hpp"
+
 namespace background {
 
 cancelled::cancelled()
@@ -22,6 +24,11 @@ shutdown_error::shutdown_error()
 
 timeout_error::timeout_error()
     : std::runtime_error("background: the timeout passed before every future was done") {}
+
+forked::forked()
+    : std::runtime_error(
+          "background: the task belongs to the parent process (it was queued or running when "
+          "this process was forked) and never runs in this one") {}
 
 namespace {
 
@@ -92,6 +99,9 @@ error_handler on_error(error_handler handler) {
 }
 
 namespace detail {
+
+void lock_error_handler_for_fork() noexcept { slot().mutex.lock(); }
+void unlock_error_handler_after_fork() noexcept { slot().mutex.unlock(); }
 
 void report_unobserved(std::exception_ptr e) noexcept {
   if (e == nullptr) return;

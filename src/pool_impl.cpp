@@ -16,8 +16,10 @@
 #include "background/error.hpp"
 #include "backoff.hpp"
 #include "cpu_count.hpp"
+#include "fork.hpp"
 #include "futex.hpp"
 #include "registry.hpp"
+#include "signal_mask.hpp"
 #include "task_memory.hpp"
 
 namespace background::detail {
@@ -100,7 +102,67 @@ bool pool_impl::inside(const pool_impl* p) noexcept {
 }
 
 pool_impl::pool_impl(pool_options options, pool* owner)
-    : id(register_pool(this)), options_(std::move(options)), owner_(owner) {}
+    : pool_impl(std::move(options), owner, register_pool(this)) {}
+
+pool_impl::pool_impl(pool_options options, pool* owner, std::uint64_t pool_id)
+    : id(pool_id), options_(std::move(options)), owner_(owner) {}
+
+pool_impl* pool_impl::renew_after_fork() noexcept {
+  // The child's only thread, holding mutex_ since the prepare handler. This engine stays as
+  // the parent's threads left it: never freed (one reference more), its queued tasks never run.
+  keep_forever(this);
+  refs_.fetch_add(1, std::memory_order_relaxed);
+  const bool closed = closing_.load(std::memory_order_relaxed);
+  // If the thread that forked is one of its workers (fork() from a task), it leaves its loop
+  // once that task is done: leave() sees stop_.
+  stop_.store(true, std::memory_order_relaxed);
+  leave_hint_.store(true, std::memory_order_relaxed);
+  auto* fresh = new pool_impl(options_, owner_, id);  // std::terminate if memory is exhausted
+  fresh->target_ = target_;
+  // Its callbacks: the nodes live as long as the pool, now with the new engine.
+  fresh->callbacks_head_.store(callbacks_head_.exchange(nullptr, std::memory_order_relaxed),
+                               std::memory_order_relaxed);
+  fresh->callbacks_tail_.store(callbacks_tail_.exchange(nullptr, std::memory_order_relaxed),
+                               std::memory_order_relaxed);
+  // Its counts for stats(): the parent's tasks finished before the fork.
+  std::uint64_t completed = retired_completed_.load(std::memory_order_relaxed);
+  std::uint64_t failed = retired_failed_.load(std::memory_order_relaxed);
+  std::uint64_t cancelled = retired_cancelled_.load(std::memory_order_relaxed);
+  for (const worker& w : workers_) {
+    completed += w.counts.completed.load(std::memory_order_relaxed);
+    failed += w.counts.failed.load(std::memory_order_relaxed);
+    cancelled += w.counts.cancelled.load(std::memory_order_relaxed);
+  }
+  fresh->retired_completed_.store(completed, std::memory_order_relaxed);
+  fresh->retired_failed_.store(failed, std::memory_order_relaxed);
+  fresh->retired_cancelled_.store(cancelled, std::memory_order_relaxed);
+  if (closed) {
+    // Shutting down in the parent: shut in the child, with nothing to drain or join.
+    fresh->closing_.store(true, std::memory_order_relaxed);
+    fresh->stop_.store(true, std::memory_order_relaxed);
+    fresh->leave_hint_.store(true, std::memory_order_relaxed);
+    fresh->stopped_ = true;
+  } else {
+    fresh->start_pending_.store(target_ > 0, std::memory_order_relaxed);
+  }
+  pool_access::set_impl(*owner_, fresh);
+  mutex_.unlock();
+  return closed ? nullptr : fresh;
+}
+
+void pool_impl::before_fork() noexcept {
+  // Read by workers without a lock. (signal_mask.hpp's set is first made under a pool's lock.)
+  (void)max_searching();
+}
+
+void pool_impl::start_workers_after_fork() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!start_pending_.load(std::memory_order_relaxed)) return;  // another thread did it
+  if (!stop_.load(std::memory_order_relaxed)) {
+    while (active_ < target_) start_worker();  // throws, leaving it pending, if one cannot start
+  }
+  start_pending_.store(false, std::memory_order_relaxed);
+}
 
 void pool_impl::create(std::size_t threads, pool_options options, pool* owner, pool_impl*& impl) {
   check_size(threads);
@@ -175,6 +237,7 @@ void pool_impl::start_worker() {
   }
   retain();  // the worker's reference
   try {
+    const block_async_signals masked;  // the worker starts with them blocked (signal_mask.hpp)
     w.thread = std::thread([this, &w] { worker_main(&w); });
   } catch (...) {
     if (w.slot >= 0) deque_owned_[w.slot] = false;
@@ -554,6 +617,7 @@ void pool_impl::enqueue(task_base* entry, bool to_deque) {
 }
 
 void pool_impl::post(post_node* n) {
+  if (start_pending_.load(std::memory_order_relaxed)) start_workers_after_fork();
   tls_submit_woke = false;  // set below if this post wakes a parked worker
   const bool own_worker = tls_worker == this;
   const bool netted = count_new(own_worker);
@@ -574,6 +638,7 @@ void pool_impl::post(post_node* n) {
 }
 
 bool pool_impl::submit(task_base* t, bool with_callbacks, bool internal) {
+  if (start_pending_.load(std::memory_order_relaxed)) start_workers_after_fork();
   tls_submit_woke = false;  // set below if this submit wakes a parked worker
   const bool own_worker = tls_worker == this;
   const bool netted = count_new(own_worker);
@@ -706,6 +771,7 @@ void pool_impl::resize(std::size_t threads) {
   target_ = threads;
   try {
     while (active_ < target_) start_worker();
+    start_pending_.store(false, std::memory_order_relaxed);  // after fork(): started now
   } catch (...) {
     target_ = old_target;  // threads this call started are now surplus and leave at once
     leave_hint_.store(active_ > target_, std::memory_order_relaxed);

@@ -89,6 +89,18 @@ class pool_impl {
   void count_finished(std::uint32_t phase) noexcept;
   pool_stats stats() const;
   pool* owner() const noexcept { return owner_; }
+  // fork() (src/fork.cpp): the prepare handler takes the lock of every pool, and the parent's
+  // handler releases it. In the child, renew_after_fork() replaces this engine, which belongs to
+  // the parent (its queues, its workers), by a new one of the same size, id, options, callbacks
+  // and counts, whose workers start at the first submit, resize() or wait() for a task;
+  // returns it (null if this pool was shutting down: then the owner gets a closed one). This one
+  // is never freed, and a worker of it that is the child's thread leaves after its task.
+  void lock_for_fork() noexcept { mutex_.lock(); }
+  // Initialises the engine's function-local statics, if they are not yet, before a fork().
+  static void before_fork() noexcept;
+  void unlock_after_fork() noexcept { mutex_.unlock(); }
+  pool_impl* renew_after_fork() noexcept;
+
   // The token that shutdown(cancel_pending) requests stop on.
   std::stop_token shutdown_token() const noexcept { return shutdown_stop_.get_token(); }
 
@@ -125,6 +137,10 @@ class pool_impl {
   };
 
   pool_impl(pool_options options, pool* owner);
+  pool_impl(pool_options options, pool* owner, std::uint64_t pool_id);
+  // Starts the workers of an engine renewed after fork(), if not yet started; throws as
+  // resize() does when a thread cannot start (nothing is queued then).
+  void start_workers_after_fork();
   // Drains, stops and joins, once; later calls wait for the first to finish.
   void stop_workers() noexcept;
   // On the worker: names the thread and calls on_thread_start (or on_thread_stop).
@@ -241,6 +257,10 @@ class pool_impl {
   // shutdown(cancel_pending) has started: workers cancel the entries they pop. relaxed: tasks
   // popped a moment before it is seen are ones that started before the call.
   std::atomic<bool> cancelling_{false};
+  // An engine renewed after fork() whose workers have not started (start_workers_after_fork()).
+  // relaxed: set before the child had another thread, cleared under the mutex, and a stale
+  // `true` only sends a submitter to the lock to find it false.
+  std::atomic<bool> start_pending_{false};
   // Workers must leave now. Written under the mutex (release) once the drain is over; read
   // under it, or (acquire) by submit(), where only the thread that set it can see it set.
   std::atomic<bool> stop_{false};
@@ -261,6 +281,7 @@ class pool_impl {
 // How the library reaches a public pool's engine.
 struct pool_access {
   static pool_impl* impl(const pool& p) noexcept { return p.impl_; }
+  static void set_impl(pool& p, pool_impl* impl) noexcept { p.impl_ = impl; }
 };
 
 // Claims `t` (queued -> running), runs it, finishes it and returns true; false if someone else

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "background/error.hpp"
+#include "fork.hpp"
 #include "pool_impl.hpp"
 
 namespace background::detail {
@@ -23,6 +24,7 @@ registry& instance() {
 }  // namespace
 
 std::uint64_t register_pool(pool_impl* p) {
+  install_fork_handlers();
   registry& r = instance();
   std::lock_guard<std::mutex> lock(r.mutex);
   const std::uint64_t id = ++r.last_id;
@@ -45,6 +47,33 @@ void submit_to_pool(std::uint64_t id, task_base* t) {
   if (it == r.pools.end()) throw shutdown_error();
   // A continuation cancelled meanwhile is not queued: its reference is ours to drop.
   if (!it->second->submit(t, /*with_callbacks=*/false, /*internal=*/false)) t->release();
+}
+
+void lock_pools_for_fork() noexcept {
+  pool_impl::before_fork();
+  registry& r = instance();
+  r.mutex.lock();
+  for (auto& entry : r.pools) entry.second->lock_for_fork();
+}
+
+void unlock_pools_after_fork() noexcept {
+  registry& r = instance();
+  for (auto& entry : r.pools) entry.second->unlock_after_fork();
+  r.mutex.unlock();
+}
+
+void renew_pools_after_fork() noexcept {
+  registry& r = instance();
+  for (auto it = r.pools.begin(); it != r.pools.end();) {
+    pool_impl* renewed = it->second->renew_after_fork();
+    if (renewed != nullptr) {
+      it->second = renewed;  // same id: then(p, f) and finished tasks still find the pool
+      ++it;
+    } else {
+      it = r.pools.erase(it);  // it was shutting down: it stays shut in the child
+    }
+  }
+  r.mutex.unlock();
 }
 
 }  // namespace background::detail

@@ -4,10 +4,13 @@
 #include <chrono>
 #include <cstdint>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "background/detail/core.hpp"
 #include "background/error.hpp"
 #include "backoff.hpp"
+#include "fork.hpp"
 #include "futex.hpp"
 #include "pool_impl.hpp"
 #include "registry.hpp"
@@ -134,7 +137,61 @@ void settle(task_base* t, pool_impl* p, std::uint64_t id, std::uint32_t phase, b
   if (counted) p->task_done(/*entry_left=*/!drop_ref);
 }
 
+// Whether `t` was made before this process was forked: the parent's, never to finish here.
+// relaxed: see fork_generation.
+bool from_parent(const task_base* t) noexcept {
+  return t->generation_ != fork_generation.load(std::memory_order_relaxed);
+}
+
+// In a child process made by fork(): finishes the parent's task `t`, unless it has finished,
+// with `forked`, and with it the parent's continuations hung on it (their own continuations
+// too). Nothing of theirs runs or is destroyed: the parent's threads may have left a callable
+// mid-call or a value half-built, and a queue of the parent's engine still holds them. They are
+// kept for ever (keep_forever()). Not reported to on_error(): the exception says where the task
+// went, and nobody lost it.
+void finish_forked(task_base* t) noexcept {
+  const std::exception_ptr error = std::make_exception_ptr(forked());
+  std::vector<std::pair<task_base*, task_base*>> later;  // the child's continuations, and of what
+  {
+    std::lock_guard<std::mutex> lock(fork_mutex());  // one finisher at a time, per task
+    std::vector<task_base*> todo{t};
+    while (!todo.empty()) {
+      task_base* x = todo.back();
+      todo.pop_back();
+      // acquire: a final phase comes with the task's result, as in wait().
+      if (is_final(x->state_.load(std::memory_order_acquire))) continue;
+      keep_forever_locked(x);
+      // Whatever error_ held (a parent's thread may have been storing one) is left, not freed.
+      ::new (static_cast<void*>(&x->error_)) std::exception_ptr(error);
+      x->observed_.store(true, std::memory_order_relaxed);  // published by the exchange below
+      // seq_cst, as every final exchange (report_if_lost()); release for error_.
+      const std::uint32_t prior = x->state_.exchange(st_failed, std::memory_order_seq_cst);
+      if ((prior & st_sleepers) != 0) futex_wake_all(x->state_);
+      // acq_rel: as in settle(), so each pushed continuation's fields are visible.
+      task_base* c = x->continuations_.exchange(closed_mark(), std::memory_order_acq_rel);
+      while (c != nullptr) {
+        task_base* next = c->next_;
+        if (from_parent(c)) {
+          todo.push_back(c);
+        } else {
+          later.emplace_back(c, x);  // none in practice: attaching finishes a parent's task first
+        }
+        c = next;
+      }
+    }
+  }
+  for (auto [c, x] : later) {
+    if (c->antecedent_done(x, st_failed, nullptr)) schedule(c, nullptr, x->pool_id_, st_failed);
+  }
+}
+
 }  // namespace
+
+bool forked_done(task_base* t) noexcept {
+  if (!from_parent(t)) return false;
+  finish_forked(t);
+  return true;
+}
 
 // Releases `t`'s reference to its antecedent, once the antecedent is no longer needed, and
 // with it `t`'s place among the antecedent's takers.
@@ -203,6 +260,7 @@ void run_claimed(task_base* t, bool drop_ref, bool caller_counts) noexcept {
 }
 
 bool cancel(task_base* t) noexcept {
+  if (forked_done(t)) return false;  // the parent's: finished with `forked`, never cancelled
   std::uint32_t s = t->state_.load(std::memory_order_relaxed);
   std::uint32_t phase = 0;
   do {
@@ -245,6 +303,8 @@ namespace {
 // one whose pool's shutdown(cancel_pending) has started is cancelled instead. Returns whether it
 // made progress (ran or cancelled it); false also if another thread claimed it first.
 bool run_inline(task_base* t) noexcept {
+  // A task of the parent's (fork()) is not run in the child: it finishes with `forked`.
+  if (forked_done(t)) return true;
   if (t->pinned_ && t->pool_ != pool_impl::current_worker_pool()) return false;
   if (pool_impl::cancels_pending(t)) return cancel(t);
   return pool_impl::run_if_newest_local(t) || execute(t, /*drop_ref=*/false);
@@ -344,6 +404,7 @@ bool wait(task_base* t, const std::chrono::steady_clock::time_point* deadline) {
     const std::uint32_t s = t->state_.load(std::memory_order_acquire);
     const std::uint32_t phase = s & st_phase_mask;
     if (phase >= st_ready) return true;
+    if (forked_done(t)) continue;  // the parent's task (fork()): finished with `forked`
     // If it lost the race to claim it, the next look sees why; if it is pinned to another pool,
     // this thread sleeps until that pool has run it.
     if (help && phase == st_queued && run_inline(t)) continue;
@@ -389,6 +450,7 @@ bool wait(task_base* t, const std::chrono::steady_clock::time_point* deadline) {
 }
 
 void attach_continuation(task_base* a, task_base* c) {
+  forked_done(a);  // a task of the parent's (fork()) finishes first, with `forked`
   // c is one of a's takers from now until its drop_antecedent(). seq_cst: see report_if_lost().
   a->takers_.fetch_add(1, std::memory_order_seq_cst);
   // acquire: pairs with settle()'s exchange, so a closed mark comes with a's final phase and
@@ -424,6 +486,7 @@ void attach_continuation(task_base* a, task_base* c) {
 }
 
 bool relink(task_base* c, task_base* a) noexcept {
+  forked_done(a);  // as in attach_continuation()
   drop_antecedent(c);
   set_antecedent(c, a);
   // acquire: pairs with settle()'s exchange, as in attach_continuation().

@@ -25,6 +25,7 @@
 #include "background/detail/post_node.hpp"
 #include "background/detail/task_state.hpp"
 #include "background/detail/testing.hpp"
+#include "fork.hpp"
 #include "task_memory.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -105,6 +106,13 @@ void move_to_depot(std::size_t c, block* first, int length) noexcept {
   while (first != nullptr) ::operator delete(std::exchange(first, first->next));
   freed_bytes.fetch_add(bytes, std::memory_order_relaxed);
 }
+
+}  // namespace
+
+void lock_task_memory_for_fork() noexcept { depot().mutex.lock(); }
+void unlock_task_memory_after_fork() noexcept { depot().mutex.unlock(); }
+
+namespace {
 
 // Returns everything cached to the depot at thread exit.
 struct flush_at_exit {

@@ -48,6 +48,19 @@ class BACKGROUND_API timeout_error : public std::runtime_error {
   timeout_error();
 };
 
+// forked
+//
+/// Thrown by `future::get()` (and returned by `future::exception()`) in a child process made by
+/// `fork()`, for a task that was queued or running in the parent when it forked. Such a task
+/// belongs to the parent: it runs (or has run) there, and never in the child. The child's copy of
+/// its future reports this error instead of waiting for ever, and it is never passed to the
+/// `on_error()` handler; continuations that the parent hung on it end the same way.
+class BACKGROUND_API forked : public std::runtime_error {
+ public:
+  /// With a fixed message that says what happened.
+  forked();
+};
+
 /// The type of the handler that receives exceptions nobody observed.
 using error_handler = std::function<void(std::exception_ptr)>;
 

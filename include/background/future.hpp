@@ -137,8 +137,12 @@ class future {
   //
   /// Whether the task has finished: with a value, an exception, or by cancellation. Never blocks
   /// and never runs the task. Once it returns true, everything the task wrote is visible to the
-  /// caller, as after get().
-  bool done() const { return detail::is_final(state().state_.load(std::memory_order_acquire)); }
+  /// caller, as after get(). In a child process made by fork(), a task of the parent's is done,
+  /// with `forked`.
+  bool done() const {
+    return detail::is_final(state().state_.load(std::memory_order_acquire)) ||
+           detail::forked_done(&state());
+  }
 
   // future::wait()
   //

@@ -181,7 +181,7 @@ class BACKGROUND_API pool {
   /// object must not outlive the pool.
   template <class F>
   auto task(F&& f) {
-    return detail::task_function<std::decay_t<F>>(impl_, std::forward<F>(f));
+    return detail::task_function<std::decay_t<F>>(&impl_, std::forward<F>(f));
   }
 
   // pool::resize()

@@ -69,6 +69,11 @@ BACKGROUND_API bool set_phase(task_base* t, std::uint32_t from, std::uint32_t to
 // Reports its exception if nothing can observe it.
 BACKGROUND_API void complete(task_base* t, std::uint32_t phase, pool_impl* p) noexcept;
 
+// In a child process made by fork(), for a task `t` of the parent's (made before the fork) that
+// has not finished: finishes it, and the parent's continuations hung on it, with `forked`
+// (src/fork.cpp). Returns whether `t` is finished now. Cheap for anything else: a load.
+BACKGROUND_API bool forked_done(task_base* t) noexcept;
+
 // On a pool worker, runs `t` on this thread if it is queued, or the queued task at the head of
 // its chain of antecedents if it waits for one, as an untimed wait() would; returns whether it
 // ran a task (false off the pools, or if there was none to run).

@@ -82,13 +82,13 @@ class task_function {
 
  public:
   template <class F>
-  task_function(pool_impl* p, F&& f) : pool_(p), fn_(hold(std::forward<F>(f))) {}
+  task_function(pool_impl* const* p, F&& f) : pool_(p), fn_(hold(std::forward<F>(f))) {}
 
   // Submits fn(args...) and returns its future at once; see pool::run().
   template <class... Args>
   auto operator()(Args&&... args) const {
     if constexpr (copy_each_call) {
-      return submit_call(pool_, fn_, std::forward<Args>(args)...);
+      return submit_call(engine(), fn_, std::forward<Args>(args)...);
     } else {
       static_assert(std::is_invocable_v<const Fn&, std::decay_t<Args>...> ||
                         takes_stop_token<const Fn&, std::decay_t<Args>...>,
@@ -96,7 +96,7 @@ class task_function {
                     "at the same time, so it must be callable as const.");
       // clang-format off
       return submit_call(
-          pool_,
+          engine(),
           // Constrained, so that asking whether it takes a std::stop_token asks `Fn`.
           [fn = fn_]<class... A>(A&&... a) -> decltype(auto)
             requires std::is_invocable_v<const Fn&, A...>
@@ -119,7 +119,10 @@ class task_function {
     }
   }
 
-  pool_impl* pool_;  // null: the default pool, looked up at each call
+  // The pool's pointer to its engine, read at each call (a child process made by fork() gives
+  // the pool a new engine); null: the default pool, looked up at each call.
+  pool_impl* const* pool_;
+  pool_impl* engine() const noexcept { return pool_ != nullptr ? *pool_ : nullptr; }
   held fn_;
 };
 

@@ -62,6 +62,11 @@ constexpr bool is_final(std::uint32_t state) noexcept {
   return (state & st_phase_mask) >= st_ready;
 }
 
+// Counts the fork()s this process descends from: the child handler (src/fork.cpp) adds one,
+// before the child has any other thread. relaxed: it changes only while the process has one
+// thread, and threads started later see it through their creation.
+BACKGROUND_API extern std::atomic<std::uint32_t> fork_generation;
+
 class task_base {
  public:
   task_base(const task_base&) = delete;
@@ -138,6 +143,10 @@ class task_base {
   }
 
   std::atomic<std::uint32_t> state_;
+  // The process generation it was made in (fork_generation): a task of an older one belongs to
+  // the parent of a fork() and never finishes in this process (src/fork.cpp). In what would
+  // otherwise be padding after state_.
+  const std::uint32_t generation_ = fork_generation.load(std::memory_order_relaxed);
   std::atomic<std::uint64_t> refs_{future_ref};  // a new task has one future
   // Set by get() and exception(), by a continuation that takes the exception over, and by the
   // one report of an exception nobody observed (an exchange, so that there is only one).

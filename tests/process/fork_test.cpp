@@ -1,0 +1,404 @@
+// fork() with live pools: each test forks this (multi-threaded) process while the pools are
+// idle, have tasks queued, run tasks, are being resized, or from inside a task, and checks in
+// the child that every pool works at once (same size, new workers, wait(), n, callbacks,
+// on_error(), exit) and that the parent's tasks report `background::forked` there; and in the
+// parent that its tasks all ran exactly once. A child reports a failed check on stderr and in its
+// exit status; the parent waits for it with a bound (a hang detector, not a timing assertion).
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <background/background.hpp>
+#include <background/detail/testing.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace {
+
+namespace bg = background;
+using namespace std::chrono_literals;
+
+// In a child: reports a failed check and makes the child's status say so.
+#define CHILD_CHECK(cond)                                                                         \
+  do {                                                                                            \
+    if (!(cond)) {                                                                                \
+      std::fprintf(stderr, "child %d: check failed at line %d: %s\n", getpid(), __LINE__, #cond); \
+      return __LINE__ % 200 + 1;                                                                  \
+    }                                                                                             \
+  } while (false)
+
+// Waits for `pid` and returns its exit status: 128 + signal if killed, -1 if it had not ended
+// after a minute (then it is killed).
+int wait_for(pid_t pid) {
+  for (int i = 0; i < 6000; ++i) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return -1;
+}
+
+// ThreadSanitizer cannot follow a child of a multi-threaded process that starts threads: its
+// registry keeps the parent's threads, and a new thread that gets the stack (and so the id) of
+// one of them ends the child ("dup thread with used id"). Under TSan the children end at once;
+// the parent's side (the fork handlers, with every lock of the library, and the parent's tasks
+// all running exactly once) is what TSan checks here. The plain and ASan builds run the children.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool children_run = false;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool children_run = false;
+#else
+constexpr bool children_run = true;
+#endif
+#else
+constexpr bool children_run = true;
+#endif
+
+// Forks; the child runs `child()` and exits with what it returns (through exit(), so that the
+// default pool drains and static destructors run, as at any program's end). Returns the child's
+// status in the parent.
+template <class F>
+int in_child(F&& child) {
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) return -2;
+  if (pid == 0) {
+    if (!children_run) _exit(0);
+    int code = 100;
+    try {
+      code = child();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "child %d: exception: %s\n", getpid(), e.what());
+      code = 101;
+    } catch (...) {
+      code = 102;
+    }
+    std::exit(code);
+  }
+  return wait_for(pid);
+}
+
+// The threads of this process, from /proc/self/status.
+long process_threads() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stol(line.substr(8));
+  }
+  return -1;
+}
+
+// What a child does with a pool to show it works: tasks, a wait, a resize, and back.
+int use(bg::pool& p) {
+  const std::size_t size = p.size();
+  std::atomic<int> ran{0};
+  std::vector<bg::future<int>> fs;
+  for (int i = 0; i < 50; ++i) {
+    fs.push_back(p.run([&ran, i] {
+      ran.fetch_add(1);
+      return i;
+    }));
+  }
+  for (int i = 0; i < 50; ++i) CHILD_CHECK(fs[static_cast<std::size_t>(i)].get() == i);
+  p.wait();
+  CHILD_CHECK(ran.load() == 50);
+  p.resize(size + 2);
+  CHILD_CHECK(p.size() == size + 2);
+  CHILD_CHECK(p.run([] { return 7; }).get() == 7);
+  p.resize(size);
+  CHILD_CHECK(p.size() == size);
+  p.wait();
+  return 0;
+}
+
+// A task that blocks until released, to hold a worker or keep tasks queued behind it.
+struct gate {
+  std::atomic<bool> open{false};
+  std::atomic<int> entered{0};
+  void pass() {
+    entered.fetch_add(1);
+    while (!open.load()) std::this_thread::sleep_for(1ms);
+  }
+  void wait_entered(int n) const {
+    while (entered.load() < n) std::this_thread::sleep_for(1ms);
+  }
+};
+
+TEST(ForkTest, AnIdleChildStartsNoThreadUntilItsFirstTask) {
+  bg::pool p(3);
+  EXPECT_EQ(p.run([] { return 1; }).get(), 1);
+  bg::run([] {}).get();
+  const int status = in_child([&] {
+    CHILD_CHECK(process_threads() == 1);  // only the thread that forked
+    CHILD_CHECK(p.size() == 3);
+    CHILD_CHECK(bg::detail::worker_threads(p) == 0);
+    CHILD_CHECK(p.stats().threads == 0);
+    p.wait();  // nothing to wait for
+    CHILD_CHECK(process_threads() == 1);
+    CHILD_CHECK(p.run([] { return 2; }).get() == 2);
+    CHILD_CHECK(bg::detail::worker_threads(p) == 3);
+    CHILD_CHECK(use(p) == 0);
+    CHILD_CHECK(bg::run([] { return 3; }).get() == 3);
+    return use(bg::default_pool());
+  });
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(p.run([] { return 4; }).get(), 4);  // the parent's pool is untouched
+}
+
+TEST(ForkTest, ANewPoolInTheChildWorks) {
+  bg::pool p(2);
+  const int status = in_child([] {
+    bg::pool mine(4);
+    return use(mine);
+  });
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(p.run([] { return 1; }).get(), 1);
+}
+
+TEST(ForkTest, TasksQueuedAtTheForkRunOnlyInTheParent) {
+  bg::pool p(1);
+  gate g;
+  std::atomic<int> ran{0};
+  auto blocker = p.run([&g] { g.pass(); });
+  g.wait_entered(1);
+  std::vector<bg::future<int>> queued;
+  for (int i = 0; i < 100; ++i) {
+    queued.push_back(p.run([&ran, i] {
+      ran.fetch_add(1);
+      return i;
+    }));
+  }
+  auto chained = queued.front().then([](int x) { return x + 1; });
+  const int status = in_child([&] {
+    for (auto& f : queued) {
+      CHILD_CHECK(f.done());
+      bool threw = false;
+      try {
+        (void)f.get();
+      } catch (const bg::forked&) {
+        threw = true;
+      }
+      CHILD_CHECK(threw);
+    }
+    CHILD_CHECK(blocker.wait_for(0s));  // running in the parent: forked here
+    CHILD_CHECK(blocker.exception() != nullptr);
+    bool threw = false;
+    try {
+      (void)chained.get();  // the parent's continuation of the parent's task
+    } catch (const bg::forked&) {
+      threw = true;
+    }
+    CHILD_CHECK(threw);
+    CHILD_CHECK(use(p) == 0);
+    p.wait();
+    CHILD_CHECK(ran.load() == 0);  // none of the parent's tasks ran here
+    return 0;
+  });
+  EXPECT_EQ(status, 0);
+  g.open = true;
+  p.wait();
+  EXPECT_EQ(ran.load(), 100);  // each exactly once, in the parent
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(queued[static_cast<std::size_t>(i)].get(), i);
+  EXPECT_EQ(chained.get(), 1);
+}
+
+TEST(ForkTest, TheParentsFuturesInTheChildComposeAndCancelAsFinished) {
+  bg::pool p(2);
+  gate g;
+  auto running = p.run([&g] {
+    g.pass();
+    return 5;
+  });
+  g.wait_entered(1);
+  const int status = in_child([&] {
+    // cancel() cannot cancel what has started (in the parent): false, and it is done.
+    CHILD_CHECK(!running.cancel());
+    CHILD_CHECK(running.done());
+    // A continuation made in the child sees the failure; one that takes the future runs.
+    auto next = running.then([](int x) { return x; });
+    bool threw = false;
+    try {
+      (void)next.get();
+    } catch (const bg::forked&) {
+      threw = true;
+    }
+    CHILD_CHECK(threw);
+    auto seen = running.then([](bg::future<int> f) { return f.exception() != nullptr; });
+    CHILD_CHECK(seen.get());
+    auto all = bg::when_all(std::vector<bg::future<int>>{running, p.run([] { return 1; })});
+    threw = false;
+    try {
+      (void)all.get();
+    } catch (const bg::forked&) {
+      threw = true;
+    }
+    CHILD_CHECK(threw);
+    CHILD_CHECK(bg::when_any(std::vector<bg::future<int>>{running}).get() == 0);
+    return 0;
+  });
+  EXPECT_EQ(status, 0);
+  g.open = true;
+  EXPECT_EQ(running.get(), 5);
+}
+
+TEST(ForkTest, ForkedFuturesAreNotReportedToOnError) {
+  std::atomic<int> reports{0};
+  bg::pool p(1);
+  gate g;
+  auto blocker = p.run([&g] { g.pass(); });
+  g.wait_entered(1);
+  auto queued = p.run([]() -> int { throw std::runtime_error("parent's"); });
+  const int status = in_child([&] {
+    bg::on_error([&reports](std::exception_ptr) { reports.fetch_add(1); });
+    {
+      auto dropped = std::move(queued);  // the parent's task, never observed here
+      CHILD_CHECK(dropped.done());
+    }
+    // A child's own failing task is reported as in any process.
+    (void)p.run([] { throw std::runtime_error("child's"); });
+    p.wait();
+    CHILD_CHECK(reports.load() == 1);
+    bg::on_error({});
+    return 0;
+  });
+  EXPECT_EQ(status, 0);
+  g.open = true;
+  EXPECT_THROW((void)queued.get(), std::runtime_error);
+}
+
+TEST(ForkTest, CallbacksOfTheParentAndTheChildAreCalledInTheChild) {
+  bg::pool p(2);
+  std::atomic<int> parents{0};
+  p.callback([&parents](const bg::outcome&) { parents.fetch_add(1); });
+  p.run([] {}).get();
+  p.wait();
+  const int before = parents.load();
+  const int status = in_child([&] {
+    std::atomic<int> childs{0};
+    p.callback([&childs](const bg::outcome&) { childs.fetch_add(1); });
+    for (int i = 0; i < 10; ++i) (void)p.run([] {});
+    p.wait();
+    CHILD_CHECK(parents.load() == before + 10);
+    CHILD_CHECK(childs.load() == 10);
+    CHILD_CHECK(p.stats().completed >= 10);
+    return 0;
+  });
+  EXPECT_EQ(status, 0);
+}
+
+TEST(ForkTest, ForkFromInsideATask) {
+  bg::pool p(2);
+  std::atomic<int> ran{0};
+  auto forker = p.run([&p, &ran] {
+    ran.fetch_add(1);
+    std::fflush(nullptr);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      if (!children_run) _exit(0);
+      // The child: this thread was one of p's workers; p has a new engine here.
+      int code = 0;
+      try {
+        code = use(p);
+        if (code == 0) code = bg::run([] { return 0; }).get();
+      } catch (...) {
+        code = 103;
+      }
+      std::exit(code);
+    }
+    return wait_for(pid);
+  });
+  EXPECT_EQ(forker.get(), 0);
+  EXPECT_EQ(ran.load(), 1);
+  EXPECT_EQ(p.run([] { return 1; }).get(), 1);
+}
+
+TEST(ForkTest, ForkWhileAnotherThreadResizes) {
+  bg::pool p(2);
+  std::atomic<bool> stop{false};
+  std::atomic<long> ran{0};
+  std::thread resizer([&] {
+    for (std::size_t k = 0; !stop.load(); ++k) {
+      p.resize(1 + k % 6);
+      for (int i = 0; i < 20; ++i) (void)p.run([&ran] { ran.fetch_add(1); });
+    }
+  });
+  long submitted_before = 0;
+  for (int round = 0; round < 20; ++round) {
+    const int status = in_child([&] { return use(p); });
+    EXPECT_EQ(status, 0) << "round " << round;
+    submitted_before = ran.load();
+  }
+  stop = true;
+  resizer.join();
+  p.wait();
+  EXPECT_GE(ran.load(), submitted_before);
+}
+
+TEST(ForkTest, ForkWhileTasksRunAndSubmit) {
+  bg::pool p(4);
+  std::atomic<bool> stop{false};
+  std::atomic<long> submitted{0}, ran{0};
+  std::vector<std::thread> producers;
+  for (int k = 0; k < 2; ++k) {
+    producers.emplace_back([&] {
+      while (!stop.load()) {
+        submitted.fetch_add(1);
+        (void)p.run([&ran] {
+          ran.fetch_add(1);
+          std::this_thread::yield();
+        });
+        bg::post([] {});
+      }
+    });
+  }
+  for (int round = 0; round < 20; ++round) {
+    const int status = in_child([&] {
+      CHILD_CHECK(use(p) == 0);
+      return use(bg::default_pool());
+    });
+    EXPECT_EQ(status, 0) << "round " << round;
+  }
+  stop = true;
+  for (auto& t : producers) t.join();
+  p.wait();
+  EXPECT_EQ(ran.load(), submitted.load());  // every task of the parent's exactly once
+}
+
+// Each process of the tree (depth 3, two children each: 14 in all) forks while its pools
+// work, uses them, and reports its subtree's failures in its exit status.
+int fork_tree(bg::pool& p, int depth) {
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 20; ++i) (void)p.run([&ran] { ran.fetch_add(1); });
+  int failures = 0;
+  if (depth > 0) {
+    for (int k = 0; k < 2; ++k) {
+      std::fflush(nullptr);
+      const pid_t pid = fork();
+      if (pid == 0) std::exit(children_run ? fork_tree(p, depth - 1) : 0);
+      if (pid < 0 || wait_for(pid) != 0) ++failures;
+    }
+  }
+  p.wait();
+  if (ran.load() != 20) ++failures;
+  if (use(p) != 0) ++failures;
+  return failures;
+}
+
+TEST(ForkTest, ForkTreesOfDepthThree) {
+  bg::pool p(3);
+  EXPECT_EQ(fork_tree(p, 3), 0);
+}
+
+}  // namespace
