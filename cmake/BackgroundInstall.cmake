@@ -1,5 +1,7 @@
-# Installs the library, its headers and a CMake package, so that consumers can write
-# find_package(background CONFIG REQUIRED) and link background::background.
+# Installs the library, its headers, a CMake package and a pkg-config file, so that consumers
+# can write find_package(background CONFIG REQUIRED) and link background::background, or build
+# with `pkg-config --cflags --libs background`. Both find their prefix from where they were
+# installed, so `cmake --install <build> --prefix <anywhere>` gives a working install.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -23,3 +25,27 @@ install(FILES
   ${CMAKE_CURRENT_BINARY_DIR}/background-config.cmake
   ${CMAKE_CURRENT_BINARY_DIR}/background-config-version.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/background)
+
+# background.pc: paths relative to ${pcfiledir} (one ".." per component of the libdir and
+# pkgconfig), unless the install dirs were given as absolute paths.
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}" OR IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
+  set(background_pc_prefix "${CMAKE_INSTALL_PREFIX}")
+  set(background_pc_libdir "${CMAKE_INSTALL_FULL_LIBDIR}")
+  set(background_pc_includedir "${CMAKE_INSTALL_FULL_INCLUDEDIR}")
+else()
+  string(REGEX REPLACE "[^/]+" ".." background_pc_up "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
+  set(background_pc_prefix "\${pcfiledir}/${background_pc_up}")
+  set(background_pc_libdir "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
+  set(background_pc_includedir "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+endif()
+get_target_property(background_type background TYPE)
+if(background_type STREQUAL "STATIC_LIBRARY")
+  set(background_pc_libs " -pthread")
+  set(background_pc_libs_private "")
+else()
+  set(background_pc_libs "")
+  set(background_pc_libs_private "-pthread")
+endif()
+configure_file(cmake/background.pc.in ${CMAKE_CURRENT_BINARY_DIR}/background.pc @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/background.pc
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
