@@ -74,6 +74,13 @@ class outcome {
 /// `on_thread_stop` after its last one, as it leaves (a shrink, or the pool's end). An exception
 /// a hook throws goes to the on_error() handler.
 ///
+/// A worker starts with the asynchronous signals blocked (SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+/// SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM, SIGPIPE, job control, the real-time signals, ...) on top
+/// of the mask of the thread that started it, so that a process's signals reach the program's
+/// own threads; faults' signals, SIGABRT, SIGPROF and SIGVTALRM are untouched. `on_thread_start`
+/// may change the mask with pthread_sigmask(). In a child process made by fork(), a pool keeps
+/// its options and starts new workers at its first task there.
+///
 /// **Example**:
 ///
 /// ```
