@@ -26,10 +26,10 @@ import types
 from . import _core
 from ._executor import (Executor, _check_size, _default_pool, _default_pool_if_made,
                         _live)
-from ._future import Future
+from ._future import ForkedError, Future
 
 __all__ = ["task", "run", "n", "callback", "callbacks", "results", "pool", "wait", "default_n",
-           "Executor", "Future"]
+           "Executor", "Future", "ForkedError"]
 
 
 def default_n():

@@ -8,6 +8,12 @@ from . import _core
 _LOGGER = logging.getLogger("background")
 
 
+class ForkedError(RuntimeError):
+    """Raised by result() in a child process made by fork() (os.fork, multiprocessing's "fork"
+    start method) for a call that was queued or running in the parent when it forked: it runs
+    (or ran) there, never in the child."""
+
+
 class Future(concurrent.futures.Future):
     """A concurrent.futures.Future for a call that a background pool runs.
 
@@ -44,7 +50,21 @@ class Future(concurrent.futures.Future):
         if timeout is None and native is not None and not self.done() and _core.on_worker():
             native.help()
 
+    def _check_forked(self):
+        # In a child process made by fork(), a call that was queued or running in the parent
+        # never runs here: its future fails at once rather than waiting for ever.
+        native = self._native
+        if native is not None and not self.done() and native.forked():
+            try:
+                self.set_exception(ForkedError(
+                    "the call belongs to the parent process: it was queued or running when this "
+                    "process was forked, and never runs in this one"))
+            except concurrent.futures.InvalidStateError:  # settled meanwhile
+                pass
+            self._retrieved = True  # nobody lost it: never logged
+
     def result(self, timeout=None):
+        self._check_forked()
         self._help(timeout)
         try:
             return super().result(timeout)
@@ -55,6 +75,7 @@ class Future(concurrent.futures.Future):
             raise
 
     def exception(self, timeout=None):
+        self._check_forked()
         self._help(timeout)
         error = super().exception(timeout)
         self._retrieved = True

@@ -96,6 +96,13 @@ void begin_exit() noexcept { exit_begun.store(true, std::memory_order_relaxed); 
 
 bool exiting() noexcept { return exit_begun.load(std::memory_order_relaxed); }
 
+void reset_door_after_fork() noexcept {
+  // The child's only thread: no other can be entering or leaving.
+  door.store(static_cast<std::uint64_t>(inside_door), std::memory_order_seq_cst);
+  closer.store(std::thread::id{}, std::memory_order_relaxed);
+  exit_begun.store(false, std::memory_order_relaxed);
+}
+
 bool python_closed() noexcept { return (door.load(std::memory_order_seq_cst) & closed_bit) != 0; }
 
 gil_unlocked::gil_unlocked() noexcept {

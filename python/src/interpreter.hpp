@@ -24,6 +24,11 @@ void prepare_thread() noexcept;
 // Whether close_python() has begun: from then on nothing may be submitted (it would never run).
 bool python_closed() noexcept;
 
+// In a child process made by fork() (a pthread_atfork child handler): the door counts only this
+// thread, the one that forked, as inside; the parent's other threads that were inside never
+// leave it here, and close_python() at the child's exit would wait for them for ever.
+void reset_door_after_fork() noexcept;
+
 // The exit hook has begun draining the pools: from then on only their own tasks may submit
 // (follow-ups of the work being drained), as ThreadPoolExecutor refuses submissions at exit;
 // a daemon thread that kept submitting would otherwise keep the drain from ever ending.

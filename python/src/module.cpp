@@ -1,5 +1,6 @@
 // background._core: the native half of the Python package (python/background/): pools of the
 // C++ core that run Python calls. The package's Python side gives them their Python faces.
+#include <pthread.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -30,6 +31,8 @@ struct native_future {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "The native half of background: pools of the C++ core that run Python calls.";
   background::python::init_python_call();
+  // fork(): see reset_door_after_fork(). The core's own handlers renew the pools.
+  pthread_atfork(nullptr, nullptr, [] { background::python::reset_door_after_fork(); });
 
   // shutdown_error is a std::runtime_error: pybind11 makes it a RuntimeError, as
   // ThreadPoolExecutor raises after shutdown. std::logic_error (wait() from the pool's own
@@ -40,6 +43,14 @@ PYBIND11_MODULE(_core, m) {
           "cancel", [](const native_future& f) { return f.future.cancel(); },
           "Cancels the task if it has not started; true if it did.")
       .def("done", [](const native_future& f) { return f.future.done(); })
+      .def(
+          "forked",
+          [](const native_future& f) {
+            return background::detail::forked_done(
+                background::detail::future_access::state(f.future));
+          },
+          "In a child process made by fork(): whether the task is the parent's, which never "
+          "runs here.")
       .def(
           "help",
           [](const native_future& f) {
