@@ -38,6 +38,7 @@ thread_local pool_impl* tls_worker = nullptr;      // the pool this thread works
 thread_local work_deque* tls_deque = nullptr;      // that worker's own deque, if it has one
 thread_local running_frame* tls_frames = nullptr;  // tasks running on this thread
 thread_local worker_counts* tls_counts = nullptr;  // that worker's counts for stats()
+thread_local const sigset_t* tls_start_mask = nullptr;  // that worker's creator's mask
 // What this worker owes work_: entries it ran or dropped, not yet subtracted (see
 // worker_main()).
 thread_local std::uint64_t tls_owed = 0;
@@ -150,6 +151,12 @@ pool_impl* pool_impl::renew_after_fork() noexcept {
   return closed ? nullptr : fresh;
 }
 
+void pool_impl::restore_mask_after_fork() noexcept {
+  if (tls_worker != nullptr && tls_start_mask != nullptr) {
+    pthread_sigmask(SIG_SETMASK, tls_start_mask, nullptr);
+  }
+}
+
 void pool_impl::before_fork() noexcept {
   // Read by workers without a lock. (signal_mask.hpp's set is first made under a pool's lock.)
   (void)max_searching();
@@ -238,6 +245,7 @@ void pool_impl::start_worker() {
   retain();  // the worker's reference
   try {
     const block_async_signals masked;  // the worker starts with them blocked (signal_mask.hpp)
+    w.start_mask = masked.saved();
     w.thread = std::thread([this, &w] { worker_main(&w); });
   } catch (...) {
     if (w.slot >= 0) deque_owned_[w.slot] = false;
@@ -297,6 +305,7 @@ void pool_impl::worker_main(worker* self) {
   // acquire-free: the slot was made and assigned under the mutex, before this thread started.
   tls_deque = self->slot >= 0 ? deques_[self->slot].load(std::memory_order_relaxed) : nullptr;
   tls_counts = &self->counts;
+  tls_start_mask = &self->start_mask;
   thread_started(*self);
   bool spun = false;       // spun since the last task: the next time out of work, park
   bool searching = false;  // counted in searching_

@@ -6,6 +6,8 @@
 #ifndef BACKGROUND_SRC_POOL_IMPL_HPP
 #define BACKGROUND_SRC_POOL_IMPL_HPP
 
+#include <signal.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -100,6 +102,11 @@ class pool_impl {
   static void before_fork() noexcept;
   void unlock_after_fork() noexcept { mutex_.unlock(); }
   pool_impl* renew_after_fork() noexcept;
+  // In the child: if the thread that forked is a worker (fork() from inside a task), gives it
+  // back the signal mask of the thread that started it, now that it is the process's only
+  // thread (a process whose only thread blocks SIGTERM, and whatever it execs, would never get
+  // it).
+  static void restore_mask_after_fork() noexcept;
 
   // The token that shutdown(cancel_pending) requests stop on.
   std::stop_token shutdown_token() const noexcept { return shutdown_stop_.get_token(); }
@@ -134,6 +141,7 @@ class pool_impl {
     int slot = -1;          // its deque in deques_, if it got one
     std::size_t index = 0;  // its number in the pool: the smallest free one when it started
     worker_counts counts;
+    sigset_t start_mask{};  // the mask of the thread that started it, before signal_mask.hpp's
   };
 
   pool_impl(pool_options options, pool* owner);

@@ -63,6 +63,7 @@ void unlock_pools_after_fork() noexcept {
 }
 
 void renew_pools_after_fork() noexcept {
+  pool_impl::restore_mask_after_fork();
   registry& r = instance();
   for (auto it = r.pools.begin(); it != r.pools.end();) {
     pool_impl* renewed = it->second->renew_after_fork();

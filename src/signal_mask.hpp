@@ -27,6 +27,9 @@ class block_async_signals {
   block_async_signals(const block_async_signals&) = delete;
   block_async_signals& operator=(const block_async_signals&) = delete;
   ~block_async_signals() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+  // The mask this thread had before: what a worker it starts gets back if it becomes a process's
+  // only thread (fork() from inside a task, pool_impl::restore_mask_after_fork()).
+  const sigset_t& saved() const noexcept { return saved_; }
 
  private:
   static const sigset_t& blocked() noexcept {

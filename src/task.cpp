@@ -159,29 +159,37 @@ void finish_forked(task_base* t) noexcept {
       task_base* x = todo.back();
       todo.pop_back();
       // acquire: a final phase comes with the task's result, as in wait().
-      if (is_final(x->state_.load(std::memory_order_acquire))) continue;
-      keep_forever_locked(x);
-      // Whatever error_ held (a parent's thread may have been storing one) is left, not freed.
-      ::new (static_cast<void*>(&x->error_)) std::exception_ptr(error);
-      x->observed_.store(true, std::memory_order_relaxed);  // published by the exchange below
-      // seq_cst, as every final exchange (report_if_lost()); release for error_.
-      const std::uint32_t prior = x->state_.exchange(st_failed, std::memory_order_seq_cst);
-      if ((prior & st_sleepers) != 0) futex_wake_all(x->state_);
-      // acq_rel: as in settle(), so each pushed continuation's fields are visible.
+      std::uint32_t phase = x->state_.load(std::memory_order_acquire) & st_phase_mask;
+      if (phase < st_ready) {
+        keep_forever_locked(x);
+        // Whatever error_ held (a parent's thread may have been storing one) is left, not freed.
+        ::new (static_cast<void*>(&x->error_)) std::exception_ptr(error);
+        x->observed_.store(true, std::memory_order_relaxed);  // published by the exchange below
+        // seq_cst, as every final exchange (report_if_lost()); release for error_.
+        const std::uint32_t prior = x->state_.exchange(st_failed, std::memory_order_seq_cst);
+        if ((prior & st_sleepers) != 0) futex_wake_all(x->state_);
+        phase = st_failed;
+      }
+      // A task that was final at the fork may not have closed its continuation stack yet (a
+      // parent's thread between the final exchange and settle(), or in a cancelled callable's
+      // destructor): closed here, or what the child hangs on it would wait for ever. acq_rel:
+      // as in settle(), so each pushed continuation's fields are visible.
       task_base* c = x->continuations_.exchange(closed_mark(), std::memory_order_acq_rel);
+      if (c == closed_mark()) continue;  // settled before the fork
       while (c != nullptr) {
         task_base* next = c->next_;
         if (from_parent(c)) {
-          todo.push_back(c);
+          todo.push_back(c);  // the parent's: finished with `forked` too
         } else {
-          later.emplace_back(c, x);  // none in practice: attaching finishes a parent's task first
+          later.emplace_back(c, x);  // the child's: scheduled below, after the task's outcome
         }
         c = next;
       }
     }
   }
   for (auto [c, x] : later) {
-    if (c->antecedent_done(x, st_failed, nullptr)) schedule(c, nullptr, x->pool_id_, st_failed);
+    const std::uint32_t phase = x->phase();
+    if (c->antecedent_done(x, phase, nullptr)) schedule(c, nullptr, x->pool_id_, phase);
   }
 }
 
@@ -192,6 +200,21 @@ bool forked_done(task_base* t) noexcept {
   finish_forked(t);
   return true;
 }
+
+namespace {
+
+// Whether `t`, whose body this thread has just run, is a task of the parent's that this thread
+// was running when it forked (from inside it): then it finishes with `forked` like the parent's
+// other tasks, and nothing of the parent's pool (callbacks, counts, continuations) runs here.
+// A load and a compare per task: the child's one thread that can get here is the forker.
+bool finished_as_forked(task_base* t) noexcept {
+  if (!from_parent(t)) [[likely]]
+    return false;
+  finish_forked(t);
+  return true;
+}
+
+}  // namespace
 
 // Releases `t`'s reference to its antecedent, once the antecedent is no longer needed, and
 // with it `t`'s place among the antecedent's takers.
@@ -249,6 +272,10 @@ void run_claimed(task_base* t, bool drop_ref, bool caller_counts) noexcept {
   running_frame frame{p, running_frames()};
   running_frames() = &frame;
   const std::uint32_t phase = t->invoke();
+  if (finished_as_forked(t)) [[unlikely]] {
+    running_frames() = frame.outer;  // the parent's engine and reference are left as they are
+    return;
+  }
   drop_antecedent(t);
   // release: publishes the value or error_ written by invoke() to whoever loads a final phase
   // with acquire (done(), wait(), phase()); seq_cst for the report, see release_future().
@@ -532,6 +559,7 @@ bool set_phase(task_base* t, std::uint32_t from, std::uint32_t to) noexcept {
 }
 
 void complete(task_base* t, std::uint32_t phase, pool_impl* p) noexcept {
+  if (finished_as_forked(t)) return;  // a coroutine of the parent's that forked (see run_claimed)
   if (p == nullptr && running_frames() != nullptr) {
     p = running_frames()->pool;  // alive while its task runs on this thread
   }

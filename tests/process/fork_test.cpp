@@ -4,18 +4,24 @@
 // on_error(), exit) and that the parent's tasks report `background::forked` there; and in the
 // parent that its tasks all ran exactly once. A child reports a failed check on stderr and in its
 // exit status; the parent waits for it with a bound (a hang detector, not a timing assertion).
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <background/background.hpp>
+#include <background/compose.hpp>
 #include <background/detail/testing.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -407,6 +413,242 @@ int fork_tree(bg::pool& p, int depth) {
 TEST(ForkTest, ForkTreesOfDepthThree) {
   bg::pool p(3);
   EXPECT_EQ(fork_tree(p, 3), 0);
+}
+
+// A counter in memory shared by the parent and its children (MAP_SHARED survives fork()).
+std::atomic<int>* shared_counter() {
+  void* m = mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return nullptr;
+  return new (m) std::atomic<int>(0);
+}
+
+// A task that forks and lets the child return from it (a "fork a worker process" pattern):
+// the child's thread finishes the parent's task there and goes back to the old engine's loop,
+// which leaves; the child then ends when its last thread does (exit(0)). The pool has a
+// callback: the parent's engine gave its callback list to the child's new engine, so
+// finishing the task on the old one must not walk a list that is gone.
+TEST(ForkTest, AChildThatReturnsFromTheForkingTaskEndsCleanlyWithCallbacks) {
+  bg::pool p(2);
+  std::atomic<int> calls{0};
+  p.callback([&calls](const bg::outcome&) { calls.fetch_add(1); });
+  auto forker = p.run([]() -> int {
+    std::fflush(nullptr);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      if (!children_run) _exit(0);
+      return -1;  // the child goes on: the task returns here too
+    }
+    return wait_for(pid);
+  });
+  EXPECT_EQ(forker.get(), 0);  // the child ended by exit(0), not by a signal
+  p.wait();
+  EXPECT_EQ(calls.load(), 1);
+}
+
+// As above, with a continuation of the forking task, made by the parent: it is the parent's
+// task, so it runs once, in the parent, never in the child where the forking task returns.
+TEST(ForkTest, TheParentsContinuationOfTheForkingTaskDoesNotRunInTheChild) {
+  std::atomic<int>* runs = shared_counter();
+  ASSERT_NE(runs, nullptr);
+  bg::pool p(2);
+  std::atomic<bool> go{false};
+  auto forker = p.run([&go]() -> int {
+    while (!go.load()) std::this_thread::sleep_for(1ms);
+    std::fflush(nullptr);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      if (!children_run) _exit(0);
+      return -1;
+    }
+    return wait_for(pid);
+  });
+  auto next = forker.then([runs](int status) {
+    runs->fetch_add(1);
+    return status;
+  });
+  go = true;
+  EXPECT_EQ(next.get(), 0);
+  EXPECT_EQ(runs->load(), 1);  // 2: it ran in the child as well
+  munmap(runs, sizeof(std::atomic<int>));
+}
+
+// A callable whose destructor blocks until a gate opens: cancel() makes the task final, then
+// destroys the callable, then closes the task's continuation stack; a fork() in between leaves
+// the child a final task whose stack is still open.
+struct slow_to_destroy {
+  gate* g;
+  explicit slow_to_destroy(gate* gate_) : g(gate_) {}
+  slow_to_destroy(slow_to_destroy&& other) noexcept : g(std::exchange(other.g, nullptr)) {}
+  slow_to_destroy(const slow_to_destroy&) = delete;
+  ~slow_to_destroy() {
+    if (g != nullptr) g->pass();
+  }
+  int operator()() const { return 1; }
+};
+
+TEST(ForkTest, AContinuationInTheChildOfATaskCancelledAtTheForkFinishes) {
+  bg::pool p(1);
+  gate blocker_gate, dtor_gate;
+  auto blocker = p.run([&blocker_gate] { blocker_gate.pass(); });
+  blocker_gate.wait_entered(1);
+  auto queued = p.run(slow_to_destroy(&dtor_gate));
+  std::thread canceller([&queued] { (void)queued.cancel(); });
+  dtor_gate.wait_entered(1);  // final (cancelled), its callable being destroyed
+  const int status = in_child([&] {
+    CHILD_CHECK(queued.done());
+    auto next = queued.then([](int x) { return x; });
+    CHILD_CHECK(next.wait_for(10s));  // hangs: pushed on a stack nobody will ever close
+    return 0;
+  });
+  EXPECT_EQ(status, 0);
+  dtor_gate.open = true;
+  canceller.join();
+  blocker_gate.open = true;
+  p.wait();
+}
+
+// as_completed() made before the fork, over tasks queued at the fork: the child's copy yields
+// them (with `forked`) rather than waiting for ever for a notification from the parent.
+// DISABLED: a known gap (issue 14's closing note): the range waits on its own condition variable
+// for notifications that the parent's notify nodes, finished with `forked` in the child, never
+// send. An as_completed() made in the child over the same futures works.
+TEST(ForkTest, DISABLED_AnAsCompletedRangeMadeBeforeTheForkEndsInTheChild) {
+  bg::pool p(1);
+  gate g;
+  auto blocker = p.run([&g] { g.pass(); });
+  g.wait_entered(1);
+  std::vector<bg::future<int>> fs;
+  for (int i = 0; i < 3; ++i) fs.push_back(p.run([i] { return i; }));
+  auto range = bg::as_completed(fs);
+  const int status = in_child([&] {
+    alarm(10);  // a hang ends the child with SIGALRM
+    int yielded = 0;
+    for (const auto& f : range) {
+      CHILD_CHECK(f.done());
+      ++yielded;
+    }
+    CHILD_CHECK(yielded == 3);
+    alarm(0);
+    return 0;
+  });
+  EXPECT_EQ(status, 0);
+  g.open = true;
+  int seen = 0;
+  for (const auto& f : range) {
+    (void)f.get();
+    ++seen;
+  }
+  EXPECT_EQ(seen, 3);
+}
+
+// The child's first look at a parent's future may be any of them: get() (wait()), then(),
+// when_all()/when_any() (relink()) or cancel(), none preceded by done(). Each must see the
+// parent's task as finished with `forked`, never wait for it or take it over.
+TEST(ForkTest, EachFirstLookAtAParentsQueuedFutureSeesItForked) {
+  bg::pool p(1);
+  gate g;
+  auto blocker = p.run([&g] { g.pass(); });
+  g.wait_entered(1);
+  std::vector<bg::future<int>> fs;
+  for (int i = 0; i < 5; ++i) fs.push_back(p.run([i] { return i; }));
+  const auto is_forked = [](const bg::future<int>& f) {
+    try {
+      (void)f.get();
+    } catch (const bg::forked&) {
+      return true;
+    } catch (...) {
+    }
+    return false;
+  };
+  const int status = in_child([&] {
+    alarm(20);                                        // a hang ends the child with SIGALRM
+    CHILD_CHECK(is_forked(fs[0]));                    // get() first: wait()
+    auto next = fs[1].then([](int x) { return x; });  // then() first: attach_continuation()
+    CHILD_CHECK(next.wait_for(10s));
+    CHILD_CHECK(is_forked(next));
+    auto all = bg::when_all(std::vector<bg::future<int>>{fs[2]});  // relink()
+    CHILD_CHECK(all.wait_for(10s));
+    CHILD_CHECK(!fs[3].cancel());  // cancel() first: it cannot cancel the parent's task
+    CHILD_CHECK(is_forked(fs[3]));
+    CHILD_CHECK(p.stats().cancelled == 0);
+    auto any = bg::when_any(std::vector<bg::future<int>>{fs[4]});  // relink() of a node
+    CHILD_CHECK(any.wait_for(10s));
+    CHILD_CHECK(any.get() == 0);
+    alarm(0);
+    return 0;
+  });
+  EXPECT_EQ(status, 0);
+  g.open = true;
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(fs[static_cast<std::size_t>(i)].get(), i);
+}
+
+// stats() in the child counts what the pool finished in the parent before the fork, then the
+// child's own tasks, as one pool.
+TEST(ForkTest, StatsInTheChildCarryTheParentsCounts) {
+  bg::on_error([](std::exception_ptr) {});  // the failures below are expected
+  bg::pool p(2);
+  for (int i = 0; i < 10; ++i) (void)p.run([] {});
+  for (int i = 0; i < 3; ++i) (void)p.run([] { throw std::runtime_error("counted"); });
+  p.wait();
+  const bg::pool_stats before = p.stats();
+  const int status = in_child([&] {
+    const bg::pool_stats at_fork = p.stats();
+    CHILD_CHECK(at_fork.completed == before.completed);
+    CHILD_CHECK(at_fork.failed == before.failed);
+    CHILD_CHECK(at_fork.cancelled == before.cancelled);
+    for (int i = 0; i < 4; ++i) (void)p.run([] {});
+    p.wait();
+    CHILD_CHECK(p.stats().completed == before.completed + 4);
+    return 0;
+  });
+  bg::on_error({});
+  EXPECT_EQ(status, 0);
+}
+
+// A pool's task() made before the fork submits, in the child, to the child's engine: its calls
+// run on the child's workers (and p.wait() waits for them), not inline on the caller.
+TEST(ForkTest, ATaskFunctionMadeBeforeTheForkSubmitsToTheChildsEngine) {
+  bg::pool p(2);
+  auto where = p.task([](int x) { return std::make_pair(bg::this_pool(), x); });
+  EXPECT_EQ(where(1).get().first, &p);
+  const int status = in_child([&] {
+    const auto r = where(2).get();
+    CHILD_CHECK(r.first == &p);  // null: it ran inline on this thread, on the parent's engine
+    CHILD_CHECK(r.second == 2);
+    CHILD_CHECK(bg::detail::worker_threads(p) == 2);
+    return 0;
+  });
+  EXPECT_EQ(status, 0);
+}
+
+// The error handler's lock, taken by another thread that keeps setting the handler while this
+// one forks: the child still reports and sets handlers.
+TEST(ForkTest, ForkWhileAnotherThreadSetsTheErrorHandler) {
+  bg::pool p(2);
+  std::atomic<bool> stop{false};
+  std::thread setter([&stop] {
+    while (!stop.load()) {
+      bg::on_error([](std::exception_ptr) {});
+      bg::on_error({});
+    }
+  });
+  for (int round = 0; round < 40; ++round) {
+    const int status = in_child([&] {
+      alarm(10);
+      std::atomic<int> reports{0};
+      bg::on_error([&reports](std::exception_ptr) { reports.fetch_add(1); });
+      p.post([] { throw std::runtime_error("child's"); });
+      p.wait();
+      bg::on_error({});
+      CHILD_CHECK(reports.load() == 1);
+      alarm(0);
+      return 0;
+    });
+    EXPECT_EQ(status, 0) << "round " << round;
+  }
+  stop = true;
+  setter.join();
 }
 
 }  // namespace

@@ -105,4 +105,28 @@ TEST(SignalTest, SigwaitOnTheMainThreadGetsSigtermWhileThePoolIsBusy) {
   }
 }
 
+// A process forked from a task (to exec a program, say) is a new process, not a worker: its one
+// thread must not keep the workers' blocked set, or SIGTERM and SIGINT stay pending in it for
+// ever (and an exec()'d program inherits the mask: SIGPIPE no longer ends a writer to a closed
+// pipe). The child reports through its exit status.
+TEST(SignalTest, AProcessForkedFromATaskDoesNotKeepTheWorkersMask) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the child of a multi-threaded fork, which TSan cannot follow";
+#endif
+  ASSERT_FALSE(blocked_here(SIGTERM));
+  bg::pool p(1);
+  const int status =
+      p.run([] {
+         std::fflush(nullptr);
+         const pid_t pid = fork();
+         if (pid == 0) {
+           _exit(blocked_here(SIGTERM) || blocked_here(SIGINT) || blocked_here(SIGPIPE) ? 1 : 0);
+         }
+         int st = 0;
+         if (pid < 0 || waitpid(pid, &st, 0) != pid) return -1;
+         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+       }).get();
+  EXPECT_EQ(status, 0) << "the forked process starts with SIGTERM, SIGINT and SIGPIPE blocked";
+}
+
 }  // namespace
