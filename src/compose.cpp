@@ -117,6 +117,10 @@ class queue_impl final : public completion_queue, public notify_target {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       if (taken_ < done_.size()) return done_[taken_++];
+      if (from_parent()) {
+        take_forked();
+        continue;
+      }
       if (helps) {
         if (help(lock)) continue;
         // help() let the lock go: a notify() may have come meanwhile, with nobody waiting.
@@ -138,6 +142,23 @@ class queue_impl final : public completion_queue, public notify_target {
   }
 
  private:
+  // Whether this queue was made before a fork() of this process: then it is the child's copy,
+  // and the parent's notify nodes on its inputs never notify here. relaxed: see fork_generation.
+  bool from_parent() const noexcept {
+    return generation_ != fork_generation.load(std::memory_order_relaxed);
+  }
+  // In the child, with the lock: lists every input not yet listed, in input order, each one
+  // finished first if it is a parent's task that has not (forked_done(): with `forked`).
+  void take_forked() {
+    std::vector<bool> listed(inputs_.size());
+    for (const std::size_t i : done_) listed[i] = true;
+    for (std::size_t i = 0; i < inputs_.size(); ++i) {
+      if (listed[i]) continue;
+      forked_done(inputs_[i]);
+      done_.push_back(i);  // within the capacity reserved
+    }
+  }
+
   // On a pool worker: runs, without the lock, an input that nobody has started (or what one
   // waits for); says whether it did. The inputs are alive: the range that reads this queue
   // holds their futures.
@@ -156,6 +177,7 @@ class queue_impl final : public completion_queue, public notify_target {
   const std::vector<task_base*> inputs_;
   help_cursors help_;
   std::atomic<std::uint32_t> refs_{1};  // the range's, and one per node
+  const std::uint32_t generation_ = fork_generation.load(std::memory_order_relaxed);
 };
 
 }  // namespace
