@@ -137,6 +137,18 @@ int use(bg::pool& p) {
   return 0;
 }
 
+// Whether get() on `f` throws `forked` (any other outcome is false).
+template <class F>
+bool throws_forked(const F& f) {
+  try {
+    (void)f.get();
+  } catch (const bg::forked&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+
 // A task that blocks until released, to hold a worker or keep tasks queued behind it.
 struct gate {
   std::atomic<bool> open{false};
@@ -198,23 +210,11 @@ TEST(ForkTest, TasksQueuedAtTheForkRunOnlyInTheParent) {
   const int status = in_child([&] {
     for (auto& f : queued) {
       CHILD_CHECK(f.done());
-      bool threw = false;
-      try {
-        (void)f.get();
-      } catch (const bg::forked&) {
-        threw = true;
-      }
-      CHILD_CHECK(threw);
+      CHILD_CHECK(throws_forked(f));
     }
     CHILD_CHECK(blocker.wait_for(0s));  // running in the parent: forked here
     CHILD_CHECK(blocker.exception() != nullptr);
-    bool threw = false;
-    try {
-      (void)chained.get();  // the parent's continuation of the parent's task
-    } catch (const bg::forked&) {
-      threw = true;
-    }
-    CHILD_CHECK(threw);
+    CHILD_CHECK(throws_forked(chained));  // the parent's continuation of the parent's task
     CHILD_CHECK(use(p) == 0);
     p.wait();
     CHILD_CHECK(ran.load() == 0);  // none of the parent's tasks ran here
@@ -242,23 +242,11 @@ TEST(ForkTest, TheParentsFuturesInTheChildComposeAndCancelAsFinished) {
     CHILD_CHECK(running.done());
     // A continuation made in the child sees the failure; one that takes the future runs.
     auto next = running.then([](int x) { return x; });
-    bool threw = false;
-    try {
-      (void)next.get();
-    } catch (const bg::forked&) {
-      threw = true;
-    }
-    CHILD_CHECK(threw);
+    CHILD_CHECK(throws_forked(next));
     auto seen = running.then([](bg::future<int> f) { return f.exception() != nullptr; });
     CHILD_CHECK(seen.get());
     auto all = bg::when_all(std::vector<bg::future<int>>{running, p.run([] { return 1; })});
-    threw = false;
-    try {
-      (void)all.get();
-    } catch (const bg::forked&) {
-      threw = true;
-    }
-    CHILD_CHECK(threw);
+    CHILD_CHECK(throws_forked(all));
     CHILD_CHECK(bg::when_any(std::vector<bg::future<int>>{running}).get() == 0);
     return 0;
   });
@@ -549,25 +537,16 @@ TEST(ForkTest, EachFirstLookAtAParentsQueuedFutureSeesItForked) {
   g.wait_entered(1);
   std::vector<bg::future<int>> fs;
   for (int i = 0; i < 5; ++i) fs.push_back(p.run([i] { return i; }));
-  const auto is_forked = [](const bg::future<int>& f) {
-    try {
-      (void)f.get();
-    } catch (const bg::forked&) {
-      return true;
-    } catch (...) {
-    }
-    return false;
-  };
   const int status = in_child([&] {
     alarm(20);                                        // a hang ends the child with SIGALRM
-    CHILD_CHECK(is_forked(fs[0]));                    // get() first: wait()
+    CHILD_CHECK(throws_forked(fs[0]));                // get() first: wait()
     auto next = fs[1].then([](int x) { return x; });  // then() first: attach_continuation()
     CHILD_CHECK(next.wait_for(10s));
-    CHILD_CHECK(is_forked(next));
+    CHILD_CHECK(throws_forked(next));
     auto all = bg::when_all(std::vector<bg::future<int>>{fs[2]});  // relink()
     CHILD_CHECK(all.wait_for(10s));
     CHILD_CHECK(!fs[3].cancel());  // cancel() first: it cannot cancel the parent's task
-    CHILD_CHECK(is_forked(fs[3]));
+    CHILD_CHECK(throws_forked(fs[3]));
     CHILD_CHECK(p.stats().cancelled == 0);
     auto any = bg::when_any(std::vector<bg::future<int>>{fs[4]});  // relink() of a node
     CHILD_CHECK(any.wait_for(10s));
