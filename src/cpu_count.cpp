@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "background/detail/testing.hpp"
+
 namespace background::detail {
 namespace {
 
@@ -65,30 +67,33 @@ struct mount_point {
   bool v2 = false;
 };
 
-// Where the cgroup v2 hierarchy, and the v1 hierarchy with the cpu controller, are mounted.
-std::vector<mount_point> cgroup_mounts() {
+// Where the cgroup v2 hierarchy, and the v1 hierarchy with the cpu controller, are mounted, as
+// paths under `root`.
+std::vector<mount_point> cgroup_mounts(const std::string& root) {
   std::vector<mount_point> found;
-  std::ifstream in("/proc/self/mountinfo");
+  std::ifstream in(root + "/proc/self/mountinfo");
   for (std::string line; std::getline(in, line);) {
     const auto dash = line.find(" - ");
     if (dash == std::string::npos) continue;
     std::istringstream before(line.substr(0, dash));
     std::istringstream after(line.substr(dash + 3));
-    std::string id, parent, dev, root, dir, fstype, source, options;
-    before >> id >> parent >> dev >> root >> dir;
+    std::string id, parent, dev, mount_root, dir, fstype, source, options;
+    before >> id >> parent >> dev >> mount_root >> dir;
     after >> fstype >> source >> options;
-    if (fstype == "cgroup2") found.push_back({dir, true});
+    if (fstype == "cgroup2") found.push_back({root + dir, true});
     if (fstype == "cgroup" && ("," + options + ",").find(",cpu,") != std::string::npos) {
-      found.push_back({dir, false});
+      found.push_back({root + dir, false});
     }
   }
   return found;
 }
 
-std::size_t cgroup_cpus() {
-  const std::vector<mount_point> mounts = cgroup_mounts();
+// The CPUs that the cgroup quotas on this process's way to the root allow, as the files under
+// `root` (empty: "/") say; `unlimited` if none is set.
+std::size_t cgroup_cpus(const std::string& root) {
+  const std::vector<mount_point> mounts = cgroup_mounts(root);
   std::size_t best = unlimited;
-  std::ifstream in("/proc/self/cgroup");
+  std::ifstream in(root + "/proc/self/cgroup");
   for (std::string line; std::getline(in, line);) {
     // "hierarchy-id:controllers:path"; v2 is "0::path".
     const auto first = line.find(':');
@@ -112,13 +117,18 @@ std::size_t cgroup_cpus() {
 }  // namespace
 
 std::size_t available_cpus() noexcept {
-  std::size_t cpus = affinity_cpus();
+  const std::size_t cpus = affinity_cpus();
+  const std::size_t limit = cgroup_cpu_limit("");
+  return std::max<std::size_t>(limit != 0 ? std::min(cpus, limit) : cpus, 1);
+}
+
+std::size_t cgroup_cpu_limit(const char* root) noexcept {
   try {
-    cpus = std::min(cpus, cgroup_cpus());
+    const std::size_t cpus = cgroup_cpus(root);
+    return cpus == unlimited ? 0 : cpus;
   } catch (...) {
-    // An unreadable or odd cgroup file leaves the affinity count.
+    return 0;  // an unreadable or odd cgroup file: no limit known, the affinity count holds
   }
-  return std::max<std::size_t>(cpus, 1);
 }
 
 }  // namespace background::detail

@@ -1,6 +1,7 @@
 // A task's life after submission: claiming, running, finishing, cancelling, waiting, and the
 // continuations that then() hangs on it.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <thread>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "background/detail/core.hpp"
+#include "background/detail/testing.hpp"
 #include "background/error.hpp"
 #include "backoff.hpp"
 #include "fork.hpp"
@@ -25,6 +27,9 @@ constexpr int wait_spin_yields = 20;
 // The mark that closes a task's continuation stack once it has finished.
 task_base* closed_mark() noexcept { return reinterpret_cast<task_base*>(std::uintptr_t{1}); }
 
+// Called by report_if_lost() between its two looks; see set_report_hook().
+std::atomic<void (*)()> report_hook{nullptr};
+
 // Reports `t`'s exception if it failed and nothing can observe the exception any more: no
 // future is left and no continuation may still take it over. Three events race to make that
 // true: the final phase, the last future dropped, the last taker gone. Each is a seq_cst RMW
@@ -34,8 +39,11 @@ void report_if_lost(task_base* t) noexcept {
   if ((t->state_.load(std::memory_order_seq_cst) & st_phase_mask) != st_failed) return;
   // Futures before takers, not the other way round: a taker is only ever added through a
   // live future, so once no future is seen, every then() made before is already counted.
-  if ((t->refs_.load(std::memory_order_seq_cst) >> 32) != 0) return;
-  if (t->takers_.load(std::memory_order_seq_cst) != 0) return;
+  const bool futures_left = (t->refs_.load(std::memory_order_seq_cst) >> 32) != 0;
+  // The seam between the two looks (tests only). relaxed: a task submitted after the hook was
+  // set reaches the thread that settles it through the queue's release and acquire.
+  if (auto* hook = report_hook.load(std::memory_order_relaxed)) hook();
+  if (futures_left || t->takers_.load(std::memory_order_seq_cst) != 0) return;
   // acq_rel: the acquire takes an observer's store, published by its seq_cst RMW above.
   if (!t->observed_.exchange(true, std::memory_order_acq_rel)) report_unobserved(t->error_);
 }
@@ -589,6 +597,10 @@ bool help_run(task_base* t) noexcept {
 }
 
 std::uint64_t pool_id(const pool_impl* p) noexcept { return p->id; }
+
+void set_report_hook(void (*hook)()) noexcept {
+  report_hook.store(hook, std::memory_order_relaxed);
+}
 
 void submit(pool_impl* p, task_base* t, bool with_callbacks) {
   p->submit(t, with_callbacks, /*internal=*/false);

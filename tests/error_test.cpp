@@ -8,7 +8,9 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
+#include "background/detail/testing.hpp"
 #include "background/pool.hpp"
 
 namespace {
@@ -102,6 +104,48 @@ TEST(ErrorTest, CancellingTheLastContinuationReportsTheAntecedentsException) {
   }
   EXPECT_EQ(reports, 1);
   background::on_error(previous);
+}
+
+// The report hook below holds the first thread that reaches it (the worker settling the failed
+// task) until the test lets it go; every later call passes.
+std::atomic<int> report_hook_stage{0};  // 0 armed, 1 a thread is held, 2 let go
+void hold_first_report_check() {
+  int armed = 0;
+  if (!report_hook_stage.compare_exchange_strong(armed, 1)) return;
+  while (report_hook_stage.load() != 2) std::this_thread::yield();
+}
+
+// A then() made, and the last future dropped, while the worker that settles the failed task is
+// between report_if_lost()'s two looks (held there by the seam): the continuation takes the
+// exception over and passes it on, so it is not reported. Had the worker looked at the takers
+// first, it would have seen none, then no future, and reported an exception that the
+// continuation's future carries.
+TEST(ErrorTest, ThenAndTheLastFutureDroppedDuringTheReportCheckReportNothing) {
+  std::atomic<int> reported{0};
+  auto previous = background::on_error([&reported](std::exception_ptr) { ++reported; });
+  background::pool pool{1};
+  report_hook_stage = 0;
+  background::detail::set_report_hook(hold_first_report_check);
+  std::optional<background::future<void>> failed =
+      pool.run([] { throw std::runtime_error("passed on"); });
+  while (report_hook_stage.load() != 1) std::this_thread::yield();  // the worker is held
+  auto next = failed->then([] { return 1; });  // runs on the held worker, later
+  failed.reset();                              // the last future of the failed task
+  report_hook_stage = 2;
+  EXPECT_THROW(
+      {
+        try {
+          next.get();
+        } catch (const std::runtime_error& e) {
+          EXPECT_STREQ(e.what(), "passed on");
+          throw;
+        }
+      },
+      std::runtime_error);
+  pool.wait();
+  background::detail::set_report_hook(nullptr);
+  background::on_error(previous);
+  EXPECT_EQ(reported, 0);
 }
 
 }  // namespace

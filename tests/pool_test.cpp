@@ -777,6 +777,39 @@ TEST_P(PoolTest, CallbacksSeeEveryLaterTaskOnce) {
   EXPECT_EQ(cancelled, 0);
 }
 
+// pool::callback() runs "after its future is ready": a callback that looks at the future of the
+// task it is called for finds it done, whether the task returned or threw, every time.
+TEST_P(PoolTest, CallbacksRunAfterTheirTasksFutureIsReady) {
+  background::pool pool{size()};
+  std::atomic<background::future<int>*> current{nullptr};
+  std::atomic<int> calls{0}, not_ready{0};
+  pool.callback([&](const background::outcome&) {
+    ++calls;
+    background::future<int>* f = current.load();
+    if (f == nullptr || !f->done()) ++not_ready;
+  });
+  constexpr int rounds = 300;
+  for (int round = 0; round < rounds; ++round) {
+    std::atomic<bool> published{false};
+    auto f = pool.run([&published, round] {
+      while (!published.load()) std::this_thread::yield();  // until `current` is this future
+      if (round % 3 == 1) throw std::runtime_error("x");
+      return round;
+    });
+    current = &f;
+    published = true;
+    pool.wait();  // callbacks included
+    current = nullptr;
+    if (round % 3 == 1) {
+      EXPECT_THROW(f.get(), std::runtime_error);
+    } else {
+      EXPECT_EQ(f.get(), round);
+    }
+  }
+  EXPECT_EQ(calls, rounds);
+  EXPECT_EQ(not_ready, 0);
+}
+
 TEST(PoolCallbackTest, CallbackSeesCancellation) {
   background::pool pool{1};
   std::atomic<int> cancelled{0};

@@ -68,6 +68,27 @@ int main_returns() {
   return 0;
 }
 
+void open_gate() { gate.count_down(); }
+
+// i: 200 tasks wait behind a task that holds the default pool's only worker until an atexit
+// handler (registered after the pool was constructed, so run before its destructor) lets it
+// go: they all run in the default pool's drain at exit, and each submits the task that writes
+// its line with background::run(). The default pool must still be there for its own tasks
+// while it drains: each line is written once, and no run() throws shutdown_error.
+int submit_while_draining_at_exit() {
+  background::n = 1;  // constructs the default pool before the atexit handler is registered
+  std::atexit(open_gate);
+  background::run([] {
+    gate.wait();
+    say("first task");
+  });
+  for (int i = 0; i < task_count; ++i) {
+    background::run([i] { background::run([i] { say(task_line(i)); }); });
+  }
+  say("main returns");
+  return 0;
+}
+
 // b, c and g: a task of `p` (`threads` workers) calls std::exit(3) while 200 tasks are queued
 // and every other worker is busy. std::exit runs the pool's destructor on that task's thread:
 // it must run the queued tasks (after "exit called") and return, so the status is 3.
@@ -341,11 +362,13 @@ int main(int argc, char** argv) {
   if (scenario == "pool_deleted_by_own_task" && threads > 0) {
     return pool_deleted_by_own_task(threads);
   }
+  if (scenario == "submit_while_draining_at_exit") return submit_while_draining_at_exit();
   if (scenario == "affinity1") return affinity_one_cpu();
   if (scenario == "nproc_limit") return nproc_limit();
   std::fprintf(stderr,
                "usage: exit_scenarios main_returns | exit_from_task N | "
                "exit_from_global_pool_task | unobserved_exception | static_before_pool | "
-               "wait_before_return | pool_deleted_by_own_task N | affinity1 | nproc_limit\n");
+               "wait_before_return | pool_deleted_by_own_task N | submit_while_draining_at_exit | "
+               "affinity1 | nproc_limit\n");
   return 2;
 }

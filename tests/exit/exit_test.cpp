@@ -105,6 +105,21 @@ TEST(ExitTest, ExitFromOnlyWorkerRunsQueuedTasks) {
   EXPECT_EQ(lines.size(), task_count + 1u) << r.output;
 }
 
+// i: 200 tasks queued behind the default pool's only worker run in its drain at exit, and each
+// submits, with background::run(), the task that writes its line: the default pool takes its
+// own tasks' submissions until it has drained, so every line is written once, after "main
+// returns" and "first task", with no report of a shutdown_error.
+TEST(ExitTest, QueuedTasksSubmitMoreWhileTheDefaultPoolDrainsAtExit) {
+  const child_result r = run_scenario({"submit_while_draining_at_exit"});
+  ASSERT_TRUE(r.exited_with(0)) << r.describe();
+  const auto lines = lines_of(r.output);
+  EXPECT_TRUE(all_tasks_ran_between(lines, "first task")) << r.output;
+  const long main_returns = find_once(lines, "main returns");
+  EXPECT_GE(main_returns, 0) << r.output;
+  EXPECT_LT(main_returns, find_once(lines, "first task")) << r.output;
+  EXPECT_EQ(lines.size(), task_count + 2u) << r.output;
+}
+
 // d: a task throws and its future is dropped at once: one report line, then a normal exit.
 TEST(ExitTest, UnobservedExceptionIsReportedOnce) {
   const child_result r = run_scenario({"unobserved_exception"});

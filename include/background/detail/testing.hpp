@@ -35,6 +35,20 @@ BACKGROUND_API void set_park_hook(void (*hook)(park_point)) noexcept;
 // shrink made surplus count until they leave.
 BACKGROUND_API std::size_t worker_threads(const pool& p) noexcept;
 
+// Calls `hook` (null: none) in the check that reports a failed task's exception once nothing
+// can observe it any more, between its look at the task's futures and its look at the then()
+// continuations that may still take the exception over: a test can hold a thread there while
+// it adds a then() and drops the last future. It is called for every failed task's check, on
+// whichever thread makes it (a worker settling the task, the thread dropping a future).
+BACKGROUND_API void set_report_hook(void (*hook)()) noexcept;
+
+// The CPUs that a cgroup CPU quota allows this process (v2 `cpu.max`, v1 `cpu.cfs_quota_us` per
+// `cpu.cfs_period_us`, rounded up; the smallest on the way from its cgroup to the root), or 0 if
+// none is set, read from the files under `root` as if it were "/" (`root`/proc/self/mountinfo,
+// `root`/proc/self/cgroup, and the cgroup files under the mount points found there). With "",
+// what the default pool's size is lowered to.
+BACKGROUND_API std::size_t cgroup_cpu_limit(const char* root) noexcept;
+
 }  // namespace background::detail
 
 #endif  // BACKGROUND_DETAIL_TESTING_HPP
