@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <new>
 #include <tuple>
 #include <utility>
 
@@ -31,6 +32,13 @@ class post_node {
   // From the same per-thread block caches as task states (src/task_memory.cpp).
   BACKGROUND_API static void* operator new(std::size_t size);
   BACKGROUND_API static void operator delete(void* p, std::size_t size) noexcept;
+  // An over-aligned callable: the global aligned operator new (see task_base).
+  static void* operator new(std::size_t size, std::align_val_t align) {
+    return ::operator new(size, align);
+  }
+  static void operator delete(void* p, std::size_t size, std::align_val_t align) noexcept {
+    ::operator delete(p, size, align);
+  }
 
   const run_fn run;
   task_base* next_ = nullptr;  // the next entry in a pool's overflow list

@@ -107,6 +107,14 @@ class task_base {
   // serves from its slow path every time. Throws std::bad_alloc as operator new does.
   BACKGROUND_API static void* operator new(std::size_t size);
   BACKGROUND_API static void operator delete(void* p, std::size_t size) noexcept;
+  // A state whose callable or value asks for more than malloc's alignment (alignas(64)) comes
+  // from the global aligned operator new instead: the caches serve malloc's alignment only.
+  static void* operator new(std::size_t size, std::align_val_t align) {
+    return ::operator new(size, align);
+  }
+  static void operator delete(void* p, std::size_t size, std::align_val_t align) noexcept {
+    ::operator delete(p, size, align);
+  }
 
   // References come in two kinds, counted in one word: futures (the high half) and the
   // library's own (the low half: a queue entry, a continuation's link to its antecedent).
