@@ -63,7 +63,8 @@ std::size_t hierarchy_quota(const std::string& mount, std::string path, bool v2)
 }
 
 struct mount_point {
-  std::string dir;
+  std::string dir;   // where it is mounted, under the root the files are read from
+  std::string root;  // the cgroup it shows at `dir` ("/": the hierarchy's root)
   bool v2 = false;
 };
 
@@ -80,9 +81,9 @@ std::vector<mount_point> cgroup_mounts(const std::string& root) {
     std::string id, parent, dev, mount_root, dir, fstype, source, options;
     before >> id >> parent >> dev >> mount_root >> dir;
     after >> fstype >> source >> options;
-    if (fstype == "cgroup2") found.push_back({root + dir, true});
+    if (fstype == "cgroup2") found.push_back({root + dir, mount_root, true});
     if (fstype == "cgroup" && ("," + options + ",").find(",cpu,") != std::string::npos) {
-      found.push_back({root + dir, false});
+      found.push_back({root + dir, mount_root, false});
     }
   }
   return found;
@@ -105,9 +106,16 @@ std::size_t cgroup_cpus(const std::string& root) {
     if (!v2 && ("," + controllers + ",").find(",cpu,") == std::string::npos) continue;
     for (const mount_point& m : mounts) {
       if (m.v2 != v2) continue;
+      // A mount that shows a cgroup below the hierarchy's root (Docker's v1 mounts show
+      // /docker/<id>) holds the process's cgroup at its path relative to that cgroup.
+      std::string relative = path == "/" ? "" : path;
+      if (m.root != "/" && relative.compare(0, m.root.size(), m.root) == 0 &&
+          (relative.size() == m.root.size() || relative[m.root.size()] == '/')) {
+        relative.erase(0, m.root.size());
+      }
       // In a container the hierarchy is often mounted at the process's own cgroup: look at the
       // full path first, then at the mount itself.
-      best = std::min(best, hierarchy_quota(m.dir, path == "/" ? "" : path, v2));
+      best = std::min(best, hierarchy_quota(m.dir, relative, v2));
       best = std::min(best, dir_quota(m.dir, v2));
     }
   }

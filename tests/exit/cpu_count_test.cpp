@@ -163,4 +163,31 @@ TEST_F(CgroupQuotaTest, V1OtherControllersHierarchyIsIgnored) {
   EXPECT_EQ(limit(), 0u);
 }
 
+// A controller list is matched by whole names: the cpuset controller's line (whose path has
+// a quota-like file under the cpu mount) is not the cpu controller's.
+TEST_F(CgroupQuotaTest, V1CpusetIsNotTheCpuController) {
+  write("/proc/self/mountinfo",
+        "36 30 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:16 - cgroup cgroup "
+        "rw,cpu,cpuacct\n");
+  write("/proc/self/cgroup", "5:cpuset:/pinned\n4:cpu,cpuacct:/\n");
+  write("/sys/fs/cgroup/cpu,cpuacct/pinned/cpu.cfs_quota_us", "100000\n");
+  write("/sys/fs/cgroup/cpu,cpuacct/pinned/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(limit(), 0u);
+}
+
+// Docker's v1 mounts show the container's cgroup (mountinfo's root field, /docker/<id>) at the
+// mount point: a process in a child cgroup of it, with a lower quota there, finds that quota at
+// its path relative to the mount's root.
+TEST_F(CgroupQuotaTest, V1MountOfACgroupBelowTheRootIsReadRelativeToIt) {
+  write("/proc/self/mountinfo",
+        "100 90 0:31 /docker/0123abcd /sys/fs/cgroup/cpu,cpuacct ro,nosuid - cgroup cgroup "
+        "rw,cpu,cpuacct\n");
+  write("/proc/self/cgroup", "4:cpu,cpuacct:/docker/0123abcd/worker\n");
+  write("/sys/fs/cgroup/cpu,cpuacct/worker/cpu.cfs_quota_us", "100000\n");
+  write("/sys/fs/cgroup/cpu,cpuacct/worker/cpu.cfs_period_us", "100000\n");
+  write("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "300000\n");
+  write("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(limit(), 1u);
+}
+
 }  // namespace
