@@ -708,6 +708,24 @@ TEST_P(ComposeTest, WhenAnyOfFuturesFromTwoPools) {
   blocked.wait();
 }
 
+// A when_any() whose winner was already done at the call is done on the winner's pool, not on
+// the first input's: its continuations run there (as when_all()'s run on its inputs' pool).
+TEST_P(ComposeTest, WhenAnyContinuationsRunOnTheWinnersPool) {
+  background::pool other{1};
+  std::latch release{1};
+  auto blocked = pool_.run([&release] {
+    release.wait();
+    return 0;
+  });
+  auto winner = other.run([] { return 1; });
+  winner.wait();
+  std::vector<future<int>> fs{blocked, winner};
+  auto where = background::when_any(fs).then([](std::size_t) { return background::this_pool(); });
+  release.count_down();  // on the wrong pool, it would wait behind `blocked`
+  EXPECT_EQ(where.get(), &other);
+  blocked.wait();
+}
+
 // ---------------------------------------------------------------------------------------------
 // wait_all(), wait_any()
 

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "background/detail/testing.hpp"
 #include "background/pool.hpp"
@@ -146,6 +147,39 @@ TEST(ErrorTest, ThenAndTheLastFutureDroppedDuringTheReportCheckReportNothing) {
   background::detail::set_report_hook(nullptr);
   background::on_error(previous);
   EXPECT_EQ(reported, 0);
+}
+
+// on_error() returns the handler it replaces even while that handler is running a report on
+// another thread (then the slot does not hold the only reference to it, and it is copied out
+// rather than moved): the caller gets it back to restore or to chain to.
+TEST(ErrorTest, OnErrorReturnsThePreviousHandlerWhileItRunsAReport) {
+  std::latch in_handler{1};
+  std::latch replaced{1};
+  std::atomic<int> calls{0};
+  auto original = background::on_error([&](std::exception_ptr) {
+    if (calls++ == 0) {
+      in_handler.count_down();
+      replaced.wait();
+    }
+  });
+  {
+    background::pool pool{1};
+    std::latch go{1};
+    // The future is dropped before the task fails, so the report runs on the worker.
+    pool.run([&go] {
+      go.wait();
+      throw std::runtime_error("reported");
+    });
+    go.count_down();
+    in_handler.wait();  // the worker is inside the handler
+    auto previous = background::on_error(nullptr);
+    replaced.count_down();
+    pool.wait();
+    ASSERT_TRUE(previous) << "on_error() did not return the handler that was running";
+    previous(nullptr);
+    EXPECT_EQ(calls, 2);
+  }
+  background::on_error(std::move(original));
 }
 
 }  // namespace
