@@ -4,14 +4,21 @@
 // invariants below are checked. A violation prints `fuzz_ops: VIOLATION: <invariant>: <details>`
 // and aborts, so libFuzzer saves the input as a crash; a hang is its timeout, a leak its leak
 // report. The default pool (a process singleton) lives across inputs; each input ends with it
-// idle and background::n back to 2.
+// idle, background::n back to 2 and the threads above 2 gone.
+//
+// An input's own pools cost most when made and destroyed (threads started and joined, and what
+// they allocate in one input and free in another makes libFuzzer rerun the input under
+// LeakSanitizer), so an input that leaves a pool as it got it (no callback of its own, its size
+// back to the first one, not shut down or replaced) leaves it for a later input that needs a
+// pool of that size: it gets it idle, with its callback count at 0, and sees no difference but
+// the threads it does not start.
 //
 // Input format. Byte 0 sets the pools' sizes: pool k (0..2) has 1 + ((b >> 2k) & 3) threads,
 // and is made on first use. Then come up to 256 operations: an opcode byte b (op b % 12 for
-// b < 192, op 12 + (b - 192) % 8 from 192 up), and one or two argument bytes `a` and `s`. A
-// missing byte reads as 0, so every input is valid. Pool index 3 is the default pool. Eight
-// slots keep a future each (and a "shadow" copy of it); a slot mask `m` selects the slots whose
-// bit is set, in slot order, and ignores the empty ones.
+// b < 192, op 12 + (b - 192) % 8 for 192..253, op 20 for 254 and op 21 for 255), and one or two
+// argument bytes `a` and `s`. A missing byte reads as 0, so every input is valid. Pool index 3 is
+// the default pool. Eight slots keep a future each (and a "shadow" copy of it); a slot mask `m`
+// selects the slots whose bit is set, in slot order, and ignores the empty ones.
 //
 //   op  what                 arguments
 //   0   submit a task        a: pool a&3, task kind (a>>2)&7, slot a>>5; s: seed (the kind's
@@ -37,7 +44,8 @@
 //   9   timed wait           a: slot a&7, (a>>3)&3: wait_for(0), wait_for(-1 ms),
 //                            wait_until(a past time), wait_for(1 us)
 //   10  copy a slot          a: slot a&7 keeps a shadow copy of its future (never observed)
-//   11  pause                a: the fuzzer's thread sleeps a%32 us
+//   11  pause                a: the fuzzer's thread pauses a%32 us (yielding: a sleep of a few
+//                            us took ~60, its timer slack)
 //   12  when_all()           m: slots; s: (s>>2)%3 get(), std::move().get(), exception(); s&2
 //                            cancels its future first; s&1 keeps the slots (else it takes them:
 //                            they are emptied)
@@ -60,11 +68,17 @@
 //                            own exception at the end; then get() of its future
 //   19  timed waits on many  m: slots; s: wait_all(fs, (s%64) us), wait_any(fs, (s%64) us),
 //                            then, if s&0x40, wait_any(fs) and wait_all(fs)
+//   20  fork()               a: only if a >= 0xf0, and once per input (a fork costs ~10 ms, two
+//                            inputs' worth); a&1 forks from a task on pool (a>>1)&3 (else from
+//                            the fuzzer's thread). The child reads its pools' stats() and
+//                            _exit()s; the parent waits for it
+//   21  signal               a: SIGURG sent to the process while the fuzzer's thread blocks it
+//                            for a%32 us; then unblocked, and waited for until handled
 //
-// Task kinds: 0 returns a value; 1 throws a std exception; 2 throws a non-std type; 3 sleeps
-// s%32 us; 4 submits one or two nested tasks (to its own pool or the default pool, maybe with a
-// then()) and get()s them; 5 resizes its own pool to 1..8; 6 calls its own pool's wait(), which
-// must throw std::logic_error; 7 submits a nested task and drops its future. Nesting stops at
+// Task kinds: 0 returns a value; 1 throws a std exception; 2 throws a non-std type; 3 pauses
+// s%32 us (yielding); 4 submits one or two nested tasks (to its own pool or the default pool, maybe
+// with a then()) and get()s them; 5 resizes its own pool to 1..8; 6 calls its own pool's wait(),
+// which must throw std::logic_error; 7 submits a nested task and drops its future. Nesting stops at
 // depth 2. Continuation kinds: 0 value, 1 std exception, 2 non-std exception, 3 nested tasks.
 // Every task and continuation returns (or throws) its own id and holds a counted live object;
 // so do stop-token tasks, map() elements (f(x) = 3x + 1 for an element's id x) and coroutines.
@@ -100,10 +114,27 @@
 //   submission (its pool's callbacks see it);
 // - a coroutine sees its awaited future's value or exception (counted as an observation), and
 //   returns its own value or exception;
-// - once the pools are destroyed, the default pool is idle and every future is dropped, no
-//   object that a task captured or returned is alive.
+// - once the pools are destroyed (or kept as spares), the default pool is idle and every future
+//   is dropped, no object that a task captured or returned is alive; once idle and resized
+//   down, a pool's threads above its size leave;
+// - a child forked while the pools work gets each pool renewed: no thread, nothing queued or
+//   running (the parent's tasks stay the parent's), and ends within 10 s (under
+//   AddressSanitizer it only reads stats() and _exit()s: its allocator's locks are not held
+//   across fork(), so it must not start threads or allocate much; even so the library's child
+//   handler allocates, and a child blocked for ever in the sanitizer's allocator is killed and
+//   not counted as a violation, see fork_and_check());
+// - a signal sent to the process is handled once, on a thread the program had before the
+//   library started any (the fuzzer's or libFuzzer's own), never on a worker: they start with
+//   the asynchronous signals blocked.
 //
 // Build and run: `cmake --workflow --preset fuzz` (clang; runs tests/fuzz/run.sh for 60 s).
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -117,6 +148,7 @@
 #include <optional>
 #include <stdexcept>
 #include <stop_token>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -150,6 +182,13 @@ constexpr std::size_t default_size = 2;
   std::abort();
 }
 
+// Spins for `us`, yielding: a pause with no sleep_for(), whose timer slack made a sleep of a few
+// microseconds take ~60.
+void pause_for(std::chrono::microseconds us) {
+  const auto until = std::chrono::steady_clock::now() + us;
+  while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
+}
+
 // What happened to one task (a run() task, nested or not, or a then() continuation), by id.
 struct node_record {
   std::atomic<int> ran_{0};
@@ -170,6 +209,29 @@ struct node_record {
   std::atomic<bool> plan_throw_{false};       // ... that throws
 };
 
+// A pool of an input's own, with the count of its first callback (the counting one), which lives
+// as long as the pool: a spare pool keeps both for a later input.
+class counted_pool {
+ public:
+  explicit counted_pool(std::size_t size) : pool_(std::in_place, size) {
+    pool_->callback([this](const bg::outcome&) { calls_.fetch_add(1); });
+  }
+  bg::pool& get() { return *pool_; }
+  long calls() const { return calls_.load(); }
+  void reset_calls() { calls_ = 0; }
+  // Destroys the pool (it runs what is queued, then joins) and returns its callback's count.
+  long destroy() {
+    pool_.reset();
+    return calls_.load();
+  }
+
+ private:
+  std::atomic<long> calls_{0};
+  std::optional<bg::pool> pool_;  // declared last: destroyed (and joined) first
+};
+
+constexpr std::size_t max_start_size = 4;  // an input's own pools start with 1..4 threads
+
 // Everything that outlives one input: the records, the counters that the permanent callbacks
 // of the default pool and the on_error() handler reach, on any thread.
 struct fuzz_state {
@@ -187,6 +249,18 @@ struct fuzz_state {
   // The generations (bit g % 256) of each own pool that were shut down with cancel_pending:
   // set before the shutdown starts, read by observers on any thread.
   std::atomic<std::uint64_t> cancel_shut_[3][4] = {};
+  // Pools that earlier inputs left as they got them (no callback of their own, back at their first
+  // size, not shut down or replaced), by size - 1: a later input takes one instead of making a
+  // pool. Making and joining threads was most of an input's cost, and what new threads allocate in
+  // one input and free in another made libFuzzer rerun an input under LeakSanitizer (its leak check
+  // runs whenever an input's mallocs outnumber its frees).
+  std::vector<std::unique_ptr<counted_pool>> spares_[max_start_size];
+  // SIGURG, sent to the process by op 21: times handled.
+  std::atomic<long> signals_{0};
+  std::atomic<long> signal_tid_{0};  // the thread that handled the last one
+  // The threads that ran before the library started any (the fuzzer's, libFuzzer's own).
+  long own_threads_[16] = {};
+  int own_thread_count_ = 0;
 };
 
 // Never destroyed: the default pool's callbacks and the handler use it until the process ends.
@@ -340,6 +414,7 @@ struct pool_ref {
   bool default_ = false;
   int index_ = default_index;
   unsigned generation_ = 0;
+  std::atomic<bool>* resized_ = nullptr;  // an own pool's: set when one of its tasks resizes it
 };
 
 pool_ref default_ref() {
@@ -453,7 +528,7 @@ result body(pool_ref self, long node, int kind, std::uint32_t seed, int depth) {
     case 2:
       throw_for(node, false);
     case 3:
-      std::this_thread::sleep_for(std::chrono::microseconds(seed % 32));
+      pause_for(std::chrono::microseconds(seed % 32));
       break;
     case 4:
       nested_work(self, depth, seed, false);
@@ -462,6 +537,7 @@ result body(pool_ref self, long node, int kind, std::uint32_t seed, int depth) {
       if (self.default_) {
         bg::n = 1 + seed % 8;
       } else if (self.pool_ != nullptr) {
+        if (self.resized_ != nullptr) self.resized_->store(true);
         self.pool_->resize(1 + seed % 8);
       }
       break;
@@ -560,7 +636,7 @@ bg::future<result> add_then(pool_ref self, bg::future<result>& f, long& leaf, in
 result looper_body(std::stop_token st, long node, bool throws) {
   const int ran = record(node).ran_.fetch_add(1);
   check(ran == 0, "a task body runs at most once", "stop-token task %ld ran twice", node);
-  while (!st.stop_requested()) std::this_thread::sleep_for(std::chrono::microseconds(5));
+  while (!st.stop_requested()) std::this_thread::yield();
   record(node).saw_stop_ = true;
   if (throws) throw_for(node, true);
   record(node).succeeded_ = true;
@@ -645,6 +721,66 @@ FUZZ_NO_SANITIZE_FUNCTION bg::future<result> fuzz_coroutine(bg::future<result> a
   co_return result{live_object{}, id};
 }
 
+// The pools a forked child checks (op 20).
+struct forked_pools {
+  bg::pool* pools_[pool_count + 1] = {};
+  int count_ = 0;
+};
+
+// The stacks of process `pid` (gdb's "thread apply all bt"), or "" if there is no gdb.
+std::string stacks_of(pid_t pid) {
+  char command[160];
+  std::snprintf(command, sizeof command,
+                "gdb -p %d -batch -ex 'thread apply all bt' </dev/null 2>/dev/null",
+                static_cast<int>(pid));
+  std::string out;
+  if (FILE* f = popen(command, "r")) {
+    char buffer[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) out.append(buffer, n);
+    pclose(f);
+  }
+  return out;
+}
+
+// Forks; the child checks that each of `p` is renewed and _exit()s (0, or k + 1 for pool k: see
+// op_fork()). Returns the child's status, or 99 << 8 if fork() failed. A child that has not
+// ended after 10 s is killed, its stacks printed; then 0 if it was blocked in
+// AddressSanitizer's allocator (whose locks are not held across fork(): a parent's thread may
+// have held one, and the library's child handler allocates: seen in
+// SizeClassAllocator64::GetFromAllocator under renew_after_fork()), or if gdb could not tell,
+// and -1 if it was anywhere else (a lock of the library, say).
+int fork_and_check(const forked_pools& p) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    for (int k = 0; k < p.count_; ++k) {
+      const bg::pool_stats st = p.pools_[k]->stats();
+      if (st.threads != 0 || st.busy != 0 || st.queued != 0) _exit(k + 1);
+    }
+    _exit(0);
+  }
+  if (pid < 0) return 99 << 8;
+  int status = 0;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return status;
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  const std::string stacks = stacks_of(pid);
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  // The innermost frames: "#0 ..." to "#3 ...".
+  const std::size_t top = stacks.find("#0 ");
+  const std::size_t below = stacks.find("#4 ", top == std::string::npos ? 0 : top);
+  const std::string inner = top == std::string::npos ? "" : stacks.substr(top, below - top);
+  const bool in_sanitizer = stacks.empty() || inner.find("__sanitizer::") != std::string::npos ||
+                            inner.find("__asan::") != std::string::npos;
+  std::fprintf(stderr, "fuzz_ops: %s: forked child %d had not ended in 10 s; killed. Stacks:\n%s\n",
+               in_sanitizer ? "note" : "hang", static_cast<int>(pid),
+               stacks.empty() ? "(no gdb)" : stacks.c_str());
+  return in_sanitizer ? 0 : -1;
+}
+
 // One input's run: its pools, its kept futures, the decoder.
 class session {
  public:
@@ -658,7 +794,7 @@ class session {
   void run() {
     for (std::size_t op = 0; op < max_ops && pos_ < size_; ++op) {
       const std::uint8_t b = next_byte();
-      const int code = b < 192 ? b % 12 : 12 + (b - 192) % 8;
+      const int code = b >= 254 ? 20 + (b - 254) : b < 192 ? b % 12 : 12 + (b - 192) % 8;
       try {
         step(code);
       } catch (const std::exception& e) {
@@ -674,14 +810,14 @@ class session {
   void finish() {
     for (int k = 0; k < pool_count; ++k) {
       if (pools_[k].pool_) {
-        pools_[k].pool_->wait();
+        pools_[k].pool_->get().wait();
         check_kept_done(k, "after pool::wait()");
       }
     }
     bg::wait();
     check_kept_done(default_index, "after background::wait()");
     for (kept& s : slots_) s = kept{};
-    for (int k = 0; k < pool_count; ++k) destroy_pool(k);
+    for (int k = 0; k < pool_count; ++k) release_pool(k);
     bg::wait();
     check(state->default_callback_calls_ == state->default_submissions_,
           "a callback runs once per submission", "default pool: %ld calls, %ld submissions",
@@ -691,7 +827,7 @@ class session {
           "%ld live objects left after the pools were destroyed and the futures dropped", live);
     check_records();
     state->default_callback_mode_ = 0;
-    bg::n = default_size;
+    settle(bg::default_pool(), default_size, default_index);
   }
 
  private:
@@ -704,12 +840,12 @@ class session {
   };
 
   struct own_pool {
-    std::unique_ptr<bg::pool> pool_;
+    std::unique_ptr<counted_pool> pool_;
     std::size_t size_ = 1;
     unsigned generation_ = 0;
-    int callbacks_ = 0;
+    int callbacks_ = 0;                 // callbacks registered besides the counting one
+    std::atomic<bool> resized_{false};  // by an op or by one of its tasks
     std::atomic<long> submissions_{0};
-    std::atomic<long> callback_calls_{0};
   };
 
   std::uint8_t next_byte() { return pos_ < size_ ? data_[pos_++] : std::uint8_t{0}; }
@@ -719,12 +855,24 @@ class session {
     own_pool& p = pools_[k];
     if (!p.pool_) {
       p.submissions_ = 0;
-      p.callback_calls_ = 0;
       p.callbacks_ = 0;
-      p.pool_ = std::make_unique<bg::pool>(p.size_);
-      p.pool_->callback([&p](const bg::outcome&) { p.callback_calls_.fetch_add(1); });
+      p.resized_ = false;
+      std::vector<std::unique_ptr<counted_pool>>& spares = state->spares_[p.size_ - 1];
+      if (spares.empty()) {
+        p.pool_ = std::make_unique<counted_pool>(p.size_);
+      } else {
+        p.pool_ = std::move(spares.back());
+        spares.pop_back();
+      }
     }
-    return pool_ref{p.pool_.get(), &p.submissions_, false, k, p.generation_};
+    return ref_of(k, p.generation_);
+  }
+
+  // Own pool k as a task of generation `g` sees it (null once that generation is destroyed).
+  pool_ref ref_of(int k, unsigned g) {
+    own_pool& p = pools_[k];
+    if (!p.pool_ || g != p.generation_) return pool_ref{};
+    return pool_ref{&p.pool_->get(), &p.submissions_, false, k, g, &p.resized_};
   }
 
   unsigned generation(int k) const { return k == default_index ? 0 : pools_[k].generation_; }
@@ -738,12 +886,55 @@ class session {
   void destroy_pool(int k) {
     own_pool& p = pools_[k];
     if (!p.pool_) return;
-    p.pool_.reset();  // runs what is queued, then joins
+    const long calls = p.pool_->destroy();
+    p.pool_.reset();
     check_kept_done(k, "after the pool was destroyed");
-    check(p.callback_calls_ == p.submissions_, "a callback runs once per submission",
-          "pool %d: %ld calls, %ld submissions", k, p.callback_calls_.load(),
-          p.submissions_.load());
+    check(calls == p.submissions_, "a callback runs once per submission",
+          "pool %d: %ld calls, %ld submissions", k, calls, p.submissions_.load());
     ++p.generation_;
+  }
+
+  // At the end of the input, with its futures dropped: keeps own pool k as a spare for a later
+  // input if it can be made as this input got it (no callback of its own; back to its first
+  // size, unless that needs new threads), else destroys it. A later input sees no difference
+  // but the threads it does not start.
+  void release_pool(int k) {
+    own_pool& p = pools_[k];
+    if (!p.pool_) return;
+    std::vector<std::unique_ptr<counted_pool>>& spares = state->spares_[p.size_ - 1];
+    bg::pool& pool = p.pool_->get();
+    if (p.callbacks_ != 0 || spares.size() >= pool_count || pool.size() < p.size_) {
+      destroy_pool(k);
+      return;
+    }
+    pool.wait();
+    check_kept_done(k, "after the pool was released");
+    check(p.pool_->calls() == p.submissions_, "a callback runs once per submission",
+          "pool %d: %ld calls, %ld submissions", k, p.pool_->calls(), p.submissions_.load());
+    if (p.resized_) settle(pool, p.size_, k);
+    const bg::pool_stats st = pool.stats();
+    check(st.busy == 0 && st.queued == 0, "an idle pool has no busy worker and nothing queued",
+          "pool %d: busy %zu queued %zu", k, st.busy, st.queued);
+    p.pool_->reset_calls();
+    spares.push_back(std::move(p.pool_));
+    ++p.generation_;
+  }
+
+  // Resizes an idle pool (k; 3: the default pool) down to `size` and lets the threads above it
+  // leave, so that a second resize joins them: what they allocated is freed in the input that
+  // started them, and libFuzzer sees as many frees as mallocs (else it reruns the input under
+  // LeakSanitizer).
+  static void settle(bg::pool& pool, std::size_t size, int k) {
+    pool.resize(size);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    std::size_t threads = pool.stats().threads;
+    while (threads != size && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::yield();
+      threads = pool.stats().threads;
+    }
+    check(threads == size, "once idle, a pool has as many threads as its size",
+          "pool %d: %zu threads, size %zu", k, threads, size);
+    pool.resize(size);  // joins the threads that left
   }
 
   void check_kept_done(int k, const char* when) {
@@ -799,7 +990,9 @@ class session {
         if (k == default_index) {
           bg::n = 1 + size_code % 8;
         } else {
-          pool_at(k).pool_->resize(size_code < 48 ? 1 + size_code % 16 : 1 + size_code);
+          const pool_ref ref = pool_at(k);
+          ref.resized_->store(true);  // kept as a spare only once back at its first size
+          ref.pool_->resize(size_code < 48 ? 1 + size_code % 16 : 1 + size_code);
         }
         break;
       }
@@ -832,7 +1025,7 @@ class session {
         break;
       }
       case 11:
-        std::this_thread::sleep_for(std::chrono::microseconds(next_byte() % 32));
+        pause_for(std::chrono::microseconds(next_byte() % 32));
         break;
       case 12:
         op_when_all();
@@ -855,10 +1048,75 @@ class session {
       case 18:
         op_coroutine();
         break;
-      default:
+      case 19:
         op_waits();
         break;
+      case 20:
+        op_fork();
+        break;
+      default:
+        op_signal();
+        break;
     }
+  }
+
+  // Op 20: fork() while the pools work, from the fuzzer's thread or from a task. The child
+  // checks that each pool it got is renewed (no thread, nothing queued or running: the parent's
+  // tasks stay the parent's) and _exit()s at once: under AddressSanitizer a child of a
+  // multi-threaded process must not start threads or allocate much (its allocator's locks are
+  // not held across fork()), so it only reads stats(), which neither allocates nor starts one.
+  void op_fork() {
+    const std::uint8_t a = next_byte();
+    // A fork() costs ~10 ms here (page tables of a big process, and copy-on-write faults after
+    // it), as much as two whole inputs: rare, and at most one per input.
+    if ((a & 0xf0) != 0xf0 || forked_) return;
+    forked_ = true;
+    forked_pools pools;
+    for (int k = 0; k < pool_count; ++k) {
+      if (pools_[k].pool_) pools.pools_[pools.count_++] = &pools_[k].pool_->get();
+    }
+    pools.pools_[pools.count_++] = &bg::default_pool();
+    int status = 0;
+    if ((a & 1) != 0) {
+      const pool_ref target = pool_at((a >> 1) & 3);
+      auto fn = [pools] { return fork_and_check(pools); };
+      bg::future<int> f = target.default_ ? bg::run(fn) : target.pool_->run(fn);
+      target.submissions_->fetch_add(1);
+      status = f.get();
+    } else {
+      status = fork_and_check(pools);
+    }
+    check(status == 0,
+          "a forked child gets each pool renewed: no thread, nothing queued or running",
+          "child status %#x (exit code k + 1: pool k, 99: fork() failed; -1: hung outside "
+          "the sanitizer's runtime, stacks above)",
+          status);
+  }
+
+  // Op 21: SIGURG sent to the process while the pools work, with the fuzzer's thread blocking it
+  // for a%32 us: the kernel gives it to a thread that does not block it, and that is never a
+  // worker (they start with the asynchronous signals blocked). Then it is handled, once.
+  void op_signal() {
+    const std::uint8_t a = next_byte();
+    const long before = state->signals_.load();
+    sigset_t urg;
+    sigemptyset(&urg);
+    sigaddset(&urg, SIGURG);
+    pthread_sigmask(SIG_BLOCK, &urg, nullptr);
+    kill(getpid(), SIGURG);
+    pause_for(std::chrono::microseconds(a % 32));
+    pthread_sigmask(SIG_UNBLOCK, &urg, nullptr);  // still pending: handled here, now
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (state->signals_.load() == before && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::yield();
+    }
+    const long tid = state->signal_tid_.load();
+    check(state->signals_.load() == before + 1, "a signal sent to the process is handled once",
+          "%ld times", state->signals_.load() - before);
+    check(std::find(state->own_threads_, state->own_threads_ + state->own_thread_count_, tid) !=
+              state->own_threads_ + state->own_thread_count_,
+          "a signal sent to the process is handled on one of its own threads, never a worker",
+          "handled on thread %ld", tid);
   }
 
   // The kept futures of the slots that mask `m` selects (the non-empty ones), in slot order.
@@ -1058,18 +1316,18 @@ class session {
     if (cancel_pending) {
       const unsigned g = p.generation_ % 256;
       state->cancel_shut_[k][g / 64].fetch_or(std::uint64_t{1} << (g % 64));
-      p.pool_->shutdown(bg::cancel_pending);
+      ref.pool_->shutdown(bg::cancel_pending);
     } else {
-      p.pool_->shutdown();
+      ref.pool_->shutdown();
     }
     bool threw = false;
     try {
-      (void)p.pool_->run([] {});
+      (void)ref.pool_->run([] {});
     } catch (const bg::shutdown_error&) {
       threw = true;
     }
     check(threw, "a submission after shutdown() throws shutdown_error", "pool %d", k);
-    const bg::pool_stats st = p.pool_->stats();
+    const bg::pool_stats st = ref.pool_->stats();
     check(st.threads == 0 && st.busy == 0 && st.queued == 0,
           "after shutdown(), stats() show no thread, no busy worker, nothing queued",
           "pool %d: threads %zu busy %zu queued %zu", k, st.threads, st.busy, st.queued);
@@ -1226,10 +1484,7 @@ class session {
     const bool gone = stale(s);
     const pool_ref self =
         gone ? pool_ref{}
-             : (s.pool_ == default_index
-                    ? default_ref()
-                    : pool_ref{pools_[s.pool_].pool_.get(), &pools_[s.pool_].submissions_, false,
-                               s.pool_, s.generation_});
+             : (s.pool_ == default_index ? default_ref() : ref_of(s.pool_, s.generation_));
     // Once its pool is gone, the task has finished: read whether it was cancelled (not from the
     // records: a shutdown(cancel_pending) may have cancelled a continuation that was queued
     // only to forward its antecedent's exception).
@@ -1280,7 +1535,7 @@ class session {
     own_pool& p = pools_[k];
     if (p.callbacks_ >= max_callbacks_per_pool) return;
     ++p.callbacks_;
-    p.pool_->callback([mode](const bg::outcome& o) { callback_body(o, mode); });
+    p.pool_->get().callback([mode](const bg::outcome& o) { callback_body(o, mode); });
   }
 
   void op_timed_wait() {
@@ -1362,6 +1617,7 @@ class session {
   std::size_t pos_ = 0;
   own_pool pools_[pool_count];
   kept slots_[slot_count];
+  bool forked_ = false;  // op 20 forked in this input
 };
 
 // Clears the records the previous input used and starts a new input number.
@@ -1396,8 +1652,28 @@ void begin_input() {
   state->input_.fetch_add(1);
 }
 
+// Op 21's handler of SIGURG: async-signal-safe (atomics and a system call).
+void on_sigurg(int) {
+  state->signal_tid_.store(static_cast<long>(syscall(SYS_gettid)));
+  state->signals_.fetch_add(1);
+}
+
 void initialize() {
   state = new fuzz_state;
+  // Before the library starts a thread: the threads there are now are the program's own.
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (const dirent* e = readdir(d)) {
+      if (e->d_name[0] != '.' && state->own_thread_count_ < 16) {
+        state->own_threads_[state->own_thread_count_++] = std::atol(e->d_name);
+      }
+    }
+    closedir(d);
+  }
+  struct sigaction sa = {};
+  sa.sa_handler = on_sigurg;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGURG, &sa, nullptr);
   bg::on_error(on_unobserved);
   bg::pool& p = bg::default_pool();
   p.callback([](const bg::outcome&) { state->default_callback_calls_.fetch_add(1); });
