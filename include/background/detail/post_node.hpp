@@ -36,8 +36,9 @@ class post_node {
   static void* operator new(std::size_t size, std::align_val_t align) {
     return ::operator new(size, align);
   }
-  static void operator delete(void* p, std::size_t size, std::align_val_t align) noexcept {
-    ::operator delete(p, size, align);
+  // Unsized: clang declares the global sized forms only with -fsized-deallocation.
+  static void operator delete(void* p, std::align_val_t align) noexcept {
+    ::operator delete(p, align);
   }
 
   const run_fn run;

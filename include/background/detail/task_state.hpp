@@ -112,8 +112,9 @@ class task_base {
   static void* operator new(std::size_t size, std::align_val_t align) {
     return ::operator new(size, align);
   }
-  static void operator delete(void* p, std::size_t size, std::align_val_t align) noexcept {
-    ::operator delete(p, size, align);
+  // Unsized: clang declares the global sized forms only with -fsized-deallocation.
+  static void operator delete(void* p, std::align_val_t align) noexcept {
+    ::operator delete(p, align);
   }
 
   // References come in two kinds, counted in one word: futures (the high half) and the
