@@ -5,11 +5,15 @@
 //   of them when the memory is copied. Lock-free state (queues, task states) cannot be frozen
 //   that way; the child never reads it as the parent's threads left it, except each task's own
 //   state word.
-// - parent (after the fork): unlocks; nothing else changes there.
+//   It also makes, for every pool, the engine the child will get, and room to keep the old
+//   ones: the child's handler then allocates and frees nothing.
+// - parent (after the fork): frees those engines and unlocks; nothing else changes there.
 // - child: adds one to fork_generation, so that every task made before is known to be the
-//   parent's; gives each pool a new engine of the same size, whose workers start at the first
-//   submit (a child that only calls exec() or _exit() starts no thread); and leaves the old
-//   engines, with everything queued on them, to the parent: never freed, never run here.
+//   parent's; gives each pool its new engine, of the same size, whose workers start at the first
+//   submit (a child that only calls exec() or _exit() starts no thread, and nothing here
+//   allocates: the child of a multi-threaded process may find the allocator's locks taken); and
+//   leaves the old engines, with everything queued on them, to the parent: never
+//   freed, never run here.
 // A future of the parent's task, waited for in the child, finishes with `forked` (see
 // forked_done() in src/task.cpp).
 #include "fork.hpp"
@@ -47,10 +51,17 @@ void prepare() noexcept {
   // initialised first (pool_impl::before_fork()): a static whose initialisation another thread
   // is in the middle of would stay locked for ever in the child.
   lock_default_pool_for_fork();
-  lock_pools_for_fork();
+  const std::size_t pools = lock_pools_for_fork();
   lock_error_handler_for_fork();
   lock_task_memory_for_fork();
-  graveyard().mutex.lock();
+  graveyard_t& g = graveyard();
+  g.mutex.lock();
+  // Room for the child to keep each pool's old engine without allocating (see child()).
+  try {
+    g.kept.reserve(g.kept.size() + pools);
+  } catch (...) {
+    // Out of memory: the child's push_back allocates instead.
+  }
 }
 
 void parent() noexcept {

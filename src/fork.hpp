@@ -3,6 +3,7 @@
 #ifndef BACKGROUND_SRC_FORK_HPP
 #define BACKGROUND_SRC_FORK_HPP
 
+#include <cstddef>
 #include <mutex>
 
 namespace background::detail {
@@ -28,7 +29,8 @@ void lock_task_memory_for_fork() noexcept;  // src/task_memory.cpp
 void unlock_task_memory_after_fork() noexcept;
 void lock_default_pool_for_fork() noexcept;  // src/pool.cpp: no default pool half-made
 void unlock_default_pool_after_fork() noexcept;
-void lock_pools_for_fork() noexcept;  // src/registry.cpp: the registry, then every pool
+// src/registry.cpp: the registry, then every pool; returns how many pools there are.
+std::size_t lock_pools_for_fork() noexcept;
 void unlock_pools_after_fork() noexcept;
 // In the child, instead of unlock_pools_after_fork(): gives every live pool a new engine (see
 // pool_impl::renew_after_fork()), then unlocks.

@@ -108,9 +108,28 @@ pool_impl::pool_impl(pool_options options, pool* owner)
 pool_impl::pool_impl(pool_options options, pool* owner, std::uint64_t pool_id)
     : id(pool_id), options_(std::move(options)), owner_(owner) {}
 
+void pool_impl::lock_for_fork() noexcept {
+  mutex_.lock();
+  // Made here, in the parent, where allocating is safe; with the lock held, as the options and
+  // the id cannot change anyway. (Copying the options may run a user's copy constructor for
+  // their hooks, under this lock, as it would in the child.)
+  try {
+    fork_spare_ = new pool_impl(options_, owner_, id);
+  } catch (...) {
+    fork_spare_ = nullptr;  // out of memory: the child makes it (std::terminate if it cannot)
+  }
+}
+
+void pool_impl::unlock_after_fork() noexcept {
+  delete std::exchange(fork_spare_, nullptr);  // never started: nothing queued, no thread
+  mutex_.unlock();
+}
+
 pool_impl* pool_impl::renew_after_fork() noexcept {
   // The child's only thread, holding mutex_ since the prepare handler. This engine stays as
   // the parent's threads left it: never freed (one reference more), its queued tasks never run.
+  // Nothing here allocates or frees unless the prepare handler ran out of memory: the new
+  // engine was made then, and the graveyard's room reserved (src/fork.cpp).
   keep_forever(this);
   refs_.fetch_add(1, std::memory_order_relaxed);
   const bool closed = closing_.load(std::memory_order_relaxed);
@@ -118,7 +137,8 @@ pool_impl* pool_impl::renew_after_fork() noexcept {
   // once that task is done: leave() sees stop_.
   stop_.store(true, std::memory_order_relaxed);
   leave_hint_.store(true, std::memory_order_relaxed);
-  auto* fresh = new pool_impl(options_, owner_, id);  // std::terminate if memory is exhausted
+  pool_impl* fresh = std::exchange(fork_spare_, nullptr);
+  if (fresh == nullptr) fresh = new pool_impl(options_, owner_, id);  // std::terminate if none
   fresh->target_ = target_;
   // Its callbacks: the nodes live as long as the pool, now with the new engine.
   fresh->callbacks_head_.store(callbacks_head_.exchange(nullptr, std::memory_order_relaxed),
@@ -148,7 +168,7 @@ pool_impl* pool_impl::renew_after_fork() noexcept {
   }
   pool_access::set_impl(*owner_, fresh);
   mutex_.unlock();
-  return closed ? nullptr : fresh;
+  return fresh;
 }
 
 void pool_impl::restore_mask_after_fork() noexcept {

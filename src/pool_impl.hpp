@@ -95,12 +95,16 @@ class pool_impl {
   // handler releases it. In the child, renew_after_fork() replaces this engine, which belongs to
   // the parent (its queues, its workers), by a new one of the same size, id, options, callbacks
   // and counts, whose workers start at the first submit, resize() or wait() for a task;
-  // returns it (null if this pool was shutting down: then the owner gets a closed one). This one
-  // is never freed, and a worker of it that is the child's thread leaves after its task.
-  void lock_for_fork() noexcept { mutex_.lock(); }
+  // returns it (a closed one, that takes no task, if this pool was shutting down). This one is
+  // never freed, and a worker of it that is the child's thread leaves after its task.
+  // lock_for_fork() also makes, in the parent, the engine that renew_after_fork() installs in
+  // the child, and unlock_after_fork() (the parent's handler) frees it: the child's handler
+  // allocates and frees nothing, as a child that only calls exec() needs (an allocator that
+  // does not hold its locks across fork(), as AddressSanitizer's, could hang it there).
+  void lock_for_fork() noexcept;
   // Initialises the engine's function-local statics, if they are not yet, before a fork().
   static void before_fork() noexcept;
-  void unlock_after_fork() noexcept { mutex_.unlock(); }
+  void unlock_after_fork() noexcept;
   pool_impl* renew_after_fork() noexcept;
   // In the child: if the thread that forked is a worker (fork() from inside a task), gives it
   // back the signal mask of the thread that started it, now that it is the process's only
@@ -248,6 +252,9 @@ class pool_impl {
   std::mutex shutdown_mutex_;  // held by stop_workers() from start to end
   bool stopped_ = false;       // stop_workers() has run (under shutdown_mutex_)
   std::stop_source shutdown_stop_;
+  // The engine for a child process, between the prepare and the child or parent fork handlers
+  // (under the mutex, which they hold); null if it could not be made (the child makes it then).
+  pool_impl* fork_spare_ = nullptr;
 
   // seq_cst: sleeping_ (and searching_) and the queue, idle_waiters_ and work_, closing_ and work_
   // are each a pair where one thread writes the first and reads the second and another does the

@@ -49,11 +49,12 @@ void submit_to_pool(std::uint64_t id, task_base* t) {
   if (!it->second->submit(t, /*with_callbacks=*/false, /*internal=*/false)) t->release();
 }
 
-void lock_pools_for_fork() noexcept {
+std::size_t lock_pools_for_fork() noexcept {
   pool_impl::before_fork();
   registry& r = instance();
   r.mutex.lock();
   for (auto& entry : r.pools) entry.second->lock_for_fork();
+  return r.pools.size();
 }
 
 void unlock_pools_after_fork() noexcept {
@@ -65,15 +66,10 @@ void unlock_pools_after_fork() noexcept {
 void renew_pools_after_fork() noexcept {
   pool_impl::restore_mask_after_fork();
   registry& r = instance();
-  for (auto it = r.pools.begin(); it != r.pools.end();) {
-    pool_impl* renewed = it->second->renew_after_fork();
-    if (renewed != nullptr) {
-      it->second = renewed;  // same id: then(p, f) and finished tasks still find the pool
-      ++it;
-    } else {
-      it = r.pools.erase(it);  // it was shutting down: it stays shut in the child
-    }
-  }
+  // Same ids: then(p, f) and finished tasks still find their pool. A pool that was shutting
+  // down gets a closed engine, which throws shutdown_error as a missing entry would; its entry
+  // stays, since erasing it would free memory here (see pool_impl::lock_for_fork()).
+  for (auto& entry : r.pools) entry.second = entry.second->renew_after_fork();
   r.mutex.unlock();
 }
 

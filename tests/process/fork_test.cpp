@@ -603,6 +603,47 @@ TEST(ForkTest, ATaskFunctionMadeBeforeTheForkSubmitsToTheChildsEngine) {
   EXPECT_EQ(status, 0);
 }
 
+// A pool that another thread is shutting down when the process forks stays shut in the child
+// (it gets a closed engine, and its registry entry stays, pointing at it): submits and then(p, f)
+// throw shutdown_error there, and the other pools work.
+TEST(ForkTest, APoolShuttingDownAtTheForkStaysShutInTheChild) {
+  gate g;
+  bg::pool closing(1);
+  closing.post([&g] { g.pass(); });
+  g.wait_entered(1);
+  std::thread shutter([&closing] { closing.shutdown(); });
+  for (;;) {  // until shutdown() has started: a submit from here is refused
+    try {
+      closing.post([] {});
+    } catch (const bg::shutdown_error&) {
+      break;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  const int status = in_child([&] {
+    bool refused = false;
+    try {
+      (void)closing.run([] { return 1; });
+    } catch (const bg::shutdown_error&) {
+      refused = true;
+    }
+    CHILD_CHECK(refused);
+    refused = false;
+    try {
+      (void)bg::run([] { return 1; }).then(closing, [](int x) { return x; });
+    } catch (const bg::shutdown_error&) {
+      refused = true;
+    }
+    CHILD_CHECK(refused);
+    CHILD_CHECK(closing.stats().threads == 0);
+    CHILD_CHECK(bg::run([] { return 2; }).get() == 2);
+    return 0;
+  });
+  EXPECT_EQ(status, 0);
+  g.open = true;
+  shutter.join();
+}
+
 // The error handler's lock, taken by another thread that keeps setting the handler while this
 // one forks: the child still reports and sets handlers.
 TEST(ForkTest, ForkWhileAnotherThreadSetsTheErrorHandler) {
