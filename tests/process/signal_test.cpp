@@ -30,11 +30,13 @@ bool blocked_here(int sig) {
 
 TEST(SignalTest, WorkersStartWithAsynchronousSignalsBlocked) {
   bg::pool p(2);
-  for (const int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD, SIGPIPE,
-                        SIGALRM, SIGRTMIN + 1}) {
+  for (const int sig :
+       {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD, SIGPIPE, SIGALRM, SIGWINCH,
+        SIGCONT, SIGTSTP, SIGURG, SIGIO, SIGXCPU, SIGRTMIN + 1, SIGRTMAX}) {
     EXPECT_TRUE(p.run([sig] { return blocked_here(sig); }).get()) << "signal " << sig;
   }
-  for (const int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT, SIGPROF}) {
+  for (const int sig :
+       {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT, SIGPROF, SIGVTALRM}) {
     EXPECT_FALSE(p.run([sig] { return blocked_here(sig); }).get()) << "signal " << sig;
   }
   EXPECT_TRUE(bg::run([] { return blocked_here(SIGTERM); }).get());  // the default pool too
