@@ -3,6 +3,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "background/detail/testing.hpp"
 #include "background/error.hpp"
 #include "fork.hpp"
 #include "pool_impl.hpp"
@@ -36,6 +37,12 @@ void unregister_pool(std::uint64_t id) noexcept {
   registry& r = instance();
   std::lock_guard<std::mutex> lock(r.mutex);
   r.pools.erase(id);
+}
+
+std::size_t registered_pools() noexcept {
+  registry& r = instance();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return r.pools.size();
 }
 
 void submit_to_pool(std::uint64_t id, task_base* t) {

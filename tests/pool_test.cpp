@@ -1102,3 +1102,24 @@ TEST(PostErrorTest, PostToAShutDownPoolThrowsAndQueuesNothing) {
   EXPECT_THROW(pool.post([c = counted{}] {}), background::shutdown_error);
   EXPECT_EQ(counted::live, 0);  // the task's state was freed with its callable
 }
+
+// The registry, where a then(p, f) continuation finds its pool by id when its antecedent
+// finishes, holds the live pools and nothing else: a pool destroyed, shut down, or destroyed
+// from its own task leaves it, so a continuation that outlives its pool finds none (and is
+// cancelled) rather than a freed one.
+TEST(PoolRegistryTest, APoolLeavesTheRegistryWhenItShutsDown) {
+  const std::size_t before = background::detail::registered_pools();
+  {
+    background::pool p(2);
+    EXPECT_EQ(background::detail::registered_pools(), before + 1);
+    background::pool q(1);
+    EXPECT_EQ(background::detail::registered_pools(), before + 2);
+    q.shutdown();
+    EXPECT_EQ(background::detail::registered_pools(), before + 1);
+  }
+  EXPECT_EQ(background::detail::registered_pools(), before);
+  auto* self = new background::pool(1);
+  EXPECT_EQ(background::detail::registered_pools(), before + 1);
+  self->run([self] { delete self; }).get();
+  EXPECT_EQ(background::detail::registered_pools(), before);
+}

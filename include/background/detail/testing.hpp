@@ -42,6 +42,10 @@ BACKGROUND_API std::size_t worker_threads(const pool& p) noexcept;
 // whichever thread makes it (a worker settling the task, the thread dropping a future).
 BACKGROUND_API void set_report_hook(void (*hook)()) noexcept;
 
+// The pools in the registry that then(p, f) continuations find their pool in by id: every
+// pool from its construction until its shutdown has drained, and none after.
+BACKGROUND_API std::size_t registered_pools() noexcept;
+
 // The CPUs that a cgroup CPU quota allows this process (v2 `cpu.max`, v1 `cpu.cfs_quota_us` per
 // `cpu.cfs_period_us`, rounded up; the smallest on the way from its cgroup to the root), or 0 if
 // none is set, read from the files under `root` as if it were "/" (`root`/proc/self/mountinfo,
