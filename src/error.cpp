@@ -103,8 +103,22 @@ namespace detail {
 void lock_error_handler_for_fork() noexcept { slot().mutex.lock(); }
 void unlock_error_handler_after_fork() noexcept { slot().mutex.unlock(); }
 
+// Whether `e` is a `forked`: a task of the parent's in a child process, or a child's task,
+// continuation or combination that let one through. That is no failure of the child's: the task
+// runs in the parent, and the exception says so to whoever looks. Never reported. (A rethrow,
+// on the report path only.)
+bool is_forked(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const forked&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+
 void report_unobserved(std::exception_ptr e) noexcept {
-  if (e == nullptr) return;
+  if (e == nullptr || is_forked(e)) return;
   std::shared_ptr<error_handler> handler;
   {
     handler_slot& s = slot();

@@ -4,8 +4,9 @@
 /// A task's exception travels to its future: `get()` rethrows it, `exception()` returns it and
 /// `then()` forwards it to the continuation's future. An exception that nothing can observe any
 /// more (the task has failed, the last copy of its future is gone and no continuation will carry
-/// it on) is passed, once, to the handler set with `on_error()`. Nothing is swallowed and nothing
-/// calls `std::terminate`.
+/// it on) is passed, once, to the handler set with `on_error()`. Nothing is swallowed (but a
+/// `forked`, which says that a task ran in the parent process, see below) and nothing calls
+/// `std::terminate`.
 #ifndef BACKGROUND_ERROR_HPP
 #define BACKGROUND_ERROR_HPP
 
@@ -53,8 +54,9 @@ class BACKGROUND_API timeout_error : public std::runtime_error {
 /// Thrown by `future::get()` (and returned by `future::exception()`) in a child process made by
 /// `fork()`, for a task that was queued or running in the parent when it forked. Such a task
 /// belongs to the parent: it runs (or has run) there, and never in the child. The child's copy of
-/// its future reports this error instead of waiting for ever, and it is never passed to the
-/// `on_error()` handler; continuations that the parent hung on it end the same way.
+/// its future reports this error instead of waiting for ever; continuations that the parent hung
+/// on it end the same way. It is never passed to the `on_error()` handler, not even when a
+/// child's own continuation, combination or task lets it through: the task ran in the parent.
 class BACKGROUND_API forked : public std::runtime_error {
  public:
   /// With a fixed message that says what happened.

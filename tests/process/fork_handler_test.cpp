@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "wait_for_child.hpp"
 
 namespace {
 
@@ -94,16 +95,7 @@ int fork_and_count() {
     if (allocations_before_handlers < 0) _exit(2);
     _exit(news == allocations_before_handlers && deletes == deallocations_before_handlers ? 0 : 1);
   }
-  for (int i = 0; i < 6000; ++i) {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  return -1;
+  return background::testing::wait_for_child(pid);
 }
 
 TEST(ForkHandlerTest, TheChildHandlerNeitherAllocatesNorFrees) {

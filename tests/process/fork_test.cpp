@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "wait_for_child.hpp"
 
 namespace {
 
@@ -40,20 +41,7 @@ using namespace std::chrono_literals;
     }                                                                                             \
   } while (false)
 
-// Waits for `pid` and returns its exit status: 128 + signal if killed, -1 if it had not ended
-// after a minute (then it is killed).
-int wait_for(pid_t pid) {
-  for (int i = 0; i < 6000; ++i) {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  return -1;
-}
+using background::testing::wait_for_child;
 
 // The sanitizers' runtimes cannot follow a child of a multi-threaded process that starts
 // threads. ThreadSanitizer's registry keeps the parent's threads, and a new thread that gets the
@@ -101,7 +89,7 @@ int in_child(F&& child) {
     }
     end_child(code);
   }
-  return wait_for(pid);
+  return wait_for_child(pid);
 }
 
 // The threads of this process, from /proc/self/status.
@@ -262,12 +250,24 @@ TEST(ForkTest, ForkedFuturesAreNotReportedToOnError) {
   auto blocker = p.run([&g] { g.pass(); });
   g.wait_entered(1);
   auto queued = p.run([]() -> int { throw std::runtime_error("parent's"); });
+  std::vector<bg::future<int>> more;
+  for (int i = 0; i < 3; ++i) more.push_back(p.run([i] { return i; }));
   const int status = in_child([&] {
     bg::on_error([&reports](std::exception_ptr) { reports.fetch_add(1); });
     {
       auto dropped = std::move(queued);  // the parent's task, never observed here
       CHILD_CHECK(dropped.done());
     }
+    // Nor when the child's own continuation, combination or task lets `forked` through.
+    {
+      auto next = more[0].then([](int x) { return x; });
+      auto all = bg::when_all(std::vector<bg::future<int>>{more[1]});
+      next.wait();
+      all.wait();
+    }
+    (void)p.run([f = more[2]] { return f.get(); });
+    p.wait();
+    CHILD_CHECK(reports.load() == 0);
     // A child's own failing task is reported as in any process.
     (void)p.run([] { throw std::runtime_error("child's"); });
     p.wait();
@@ -319,7 +319,7 @@ TEST(ForkTest, ForkFromInsideATask) {
       }
       end_child(code);
     }
-    return wait_for(pid);
+    return wait_for_child(pid);
   });
   EXPECT_EQ(forker.get(), 0);
   EXPECT_EQ(ran.load(), 1);
@@ -394,7 +394,7 @@ int fork_tree(bg::pool& p, int depth) {
         if (!children_run) _exit(0);
         end_child(fork_tree(p, depth - 1));
       }
-      if (pid < 0 || wait_for(pid) != 0) ++failures;
+      if (pid < 0 || wait_for_child(pid) != 0) ++failures;
     }
   }
   p.wait();
@@ -432,7 +432,7 @@ TEST(ForkTest, AChildThatReturnsFromTheForkingTaskEndsCleanlyWithCallbacks) {
       if (!children_run) _exit(0);
       return -1;  // the child goes on: the task returns here too
     }
-    return wait_for(pid);
+    return wait_for_child(pid);
   });
   EXPECT_EQ(forker.get(), 0);  // the child ended by exit(0), not by a signal
   p.wait();
@@ -454,7 +454,7 @@ TEST(ForkTest, TheParentsContinuationOfTheForkingTaskDoesNotRunInTheChild) {
       if (!children_run) _exit(0);
       return -1;
     }
-    return wait_for(pid);
+    return wait_for_child(pid);
   });
   auto next = forker.then([runs](int status) {
     runs->fetch_add(1);
