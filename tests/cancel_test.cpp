@@ -19,8 +19,15 @@
 #include <vector>
 
 #include "background/background.hpp"
+#include "support/blocked_workers.hpp"
+#include "support/error_log.hpp"
+#include "support/thread_name.hpp"
 
 namespace {
+
+using background::testing::blocked_workers;
+using background::testing::error_log;
+using background::testing::thread_name;
 
 class CancelTest : public ::testing::TestWithParam<std::size_t> {
  protected:
@@ -28,61 +35,6 @@ class CancelTest : public ::testing::TestWithParam<std::size_t> {
 };
 
 INSTANTIATE_TEST_SUITE_P(PoolSizes, CancelTest, ::testing::Values(1, 2, 4, 8, 64));
-
-// The calling thread's name, as top -H shows it.
-std::string thread_name() {
-  char name[16] = {};
-  pthread_getname_np(pthread_self(), name, sizeof name);
-  return name;
-}
-
-// Holds `count` workers of a pool in tasks until release(); the constructor returns once all
-// of them are inside, so that whatever is submitted next stays queued.
-class blocked_workers {
- public:
-  blocked_workers(background::pool& pool, std::size_t count)
-      : started_(static_cast<std::ptrdiff_t>(count)) {
-    for (std::size_t i = 0; i < count; ++i) {
-      blockers_.push_back(pool.run([this] {
-        started_.count_down();
-        release_.wait();
-      }));
-    }
-    started_.wait();
-  }
-  blocked_workers(const blocked_workers&) = delete;
-  blocked_workers& operator=(const blocked_workers&) = delete;
-  // Releases them and waits until they have left the latches alone.
-  ~blocked_workers() {
-    release();
-    for (auto& f : blockers_) f.wait();
-  }
-  void release() {
-    if (!released_.exchange(true)) release_.count_down();
-  }
-  const std::vector<background::future<void>>& futures() const { return blockers_; }
-
- private:
-  std::latch started_;
-  std::latch release_{1};
-  std::atomic<bool> released_{false};
-  std::vector<background::future<void>> blockers_;
-};
-
-// Counts the exceptions reported to the on_error() handler while it lives, then puts the
-// previous handler back.
-class error_counter {
- public:
-  error_counter() : previous_(background::on_error([this](std::exception_ptr) { ++count_; })) {}
-  error_counter(const error_counter&) = delete;
-  error_counter& operator=(const error_counter&) = delete;
-  ~error_counter() { background::on_error(previous_); }
-  int count() const { return count_.load(); }
-
- private:
-  std::atomic<int> count_{0};
-  background::error_handler previous_;
-};
 
 // Submits tasks that add one to `ran` from this (outside) thread until the pool refuses one
 // with shutdown_error; returns how many it accepted. The way to find, without sleeping, the
@@ -802,7 +754,7 @@ TEST_P(CancelTest, ThenWithTheFutureRunsOnSuccess) {
 }
 
 TEST_P(CancelTest, ThenWithTheFutureRunsOnFailureAndObservesTheException) {
-  error_counter errors;
+  error_log errors;
   {
     background::pool pool{size()};
     auto handled = pool.run([]() -> int { throw std::runtime_error("boom"); })
@@ -829,7 +781,7 @@ TEST_P(CancelTest, ThenWithTheFutureRunsOnFailureAndObservesTheException) {
 }
 
 TEST_P(CancelTest, ThenWithTheFutureThatRethrowsPassesTheExceptionOn) {
-  error_counter errors;
+  error_log errors;
   {
     background::pool pool{size()};
     auto rethrown = pool.run([]() -> int { throw std::runtime_error("again"); })

@@ -30,22 +30,21 @@
 #include <vector>
 
 #include "background/background.hpp"
+#include "support/counted.hpp"
+#include "support/error_log.hpp"
+#include "support/held_pool.hpp"
+#include "support/run_nested.hpp"
 
 namespace {
 
+using background::testing::counted;
+using background::testing::error_log;
+using background::testing::held_pool;
+using background::testing::run_nested;
+using background::testing::thrown_by;
+
 using namespace std::chrono_literals;
 using background::future;
-
-// Counts live instances, to prove that the composed futures let go of what they hold.
-struct counted {
-  static inline std::atomic<int> live{0};
-  int value;
-  explicit counted(int v) : value(v) { ++live; }
-  counted(const counted& o) : value(o.value) { ++live; }
-  counted(counted&& o) noexcept : value(o.value) { ++live; }
-  counted& operator=(const counted&) = default;
-  ~counted() { --live; }
-};
 
 class ComposeTest : public ::testing::TestWithParam<std::size_t> {
  protected:
@@ -53,78 +52,6 @@ class ComposeTest : public ::testing::TestWithParam<std::size_t> {
 };
 
 INSTANTIATE_TEST_SUITE_P(PoolSizes, ComposeTest, ::testing::Values(1, 2, 4, 8, 64));
-
-// A pool of one whose worker is held until release(), so that later tasks stay queued.
-class held_pool {
- public:
-  held_pool() : blocker_(pool_.run([this] { gate_.wait(); })) {}
-  ~held_pool() { release(); }
-  void release() {
-    if (!released_.exchange(true)) gate_.count_down();
-  }
-  background::pool& pool() { return pool_; }
-
- private:
-  background::pool pool_{1};
-  std::latch gate_{1};
-  std::atomic<bool> released_{false};
-  future<void> blocker_;
-};
-
-// Collects what the on_error() handler receives while it lives (the what() of each report).
-class error_log {
- public:
-  error_log() : previous_(background::on_error([this](std::exception_ptr e) { record(e); })) {}
-  error_log(const error_log&) = delete;
-  error_log& operator=(const error_log&) = delete;
-  ~error_log() { background::on_error(previous_); }
-  std::vector<std::string> messages() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return messages_;
-  }
-
- private:
-  void record(const std::exception_ptr& e) {
-    std::string what = "(not a std::exception)";
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      what = x.what();
-    } catch (...) {
-    }
-    std::lock_guard<std::mutex> lock(mutex_);
-    messages_.push_back(what);
-  }
-
-  mutable std::mutex mutex_;
-  std::vector<std::string> messages_;
-  background::error_handler previous_;
-};
-
-// The what() of the exception `f.get()` throws, or "(no exception)".
-template <class F>
-std::string thrown_by(const F& f) {
-  try {
-    f.get();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
-
-// Runs `body(p)` as a task of a new pool `p` of `threads` workers and waits up to 30 s for it,
-// so that a deadlock fails the test instead of hanging it: the result is empty then, and the
-// stuck pool is leaked (its worker never comes back).
-template <class F>
-auto run_nested(std::size_t threads, F body)
-    -> std::optional<std::invoke_result_t<F&, background::pool&>> {
-  auto* p = new background::pool(threads);
-  auto outer = p->run([p, body = std::move(body)]() mutable { return body(*p); });
-  if (!outer.wait_for(30s)) return std::nullopt;
-  auto value = std::move(outer).get();
-  delete p;
-  return value;
-}
 
 std::vector<future<int>> squares_on(background::pool& p, int count) {
   std::vector<future<int>> fs;

@@ -28,25 +28,17 @@
 #include <vector>
 
 #include "background/background.hpp"
+#include "support/counted.hpp"
+#include "support/error_log.hpp"
+#include "support/thread_name.hpp"
 
 namespace {
 
-using namespace std::chrono_literals;
+using background::testing::counted;
+using background::testing::error_log;
+using background::testing::thread_name;
 
-// Counts live instances (and their destructions), to prove frames are destroyed exactly once.
-struct counted {
-  static inline std::atomic<int> live{0};
-  static inline std::atomic<int> destroyed{0};
-  int value;
-  explicit counted(int v) : value(v) { ++live; }
-  counted(const counted& o) : value(o.value) { ++live; }
-  counted(counted&& o) noexcept : value(o.value) { ++live; }
-  counted& operator=(const counted&) = default;
-  ~counted() {
-    --live;
-    ++destroyed;
-  }
-};
+using namespace std::chrono_literals;
 
 // Counts copies, to tell a value copied out of a future from one moved out.
 struct copy_counter {
@@ -125,12 +117,6 @@ class default_size {
  private:
   std::size_t old_;
 };
-
-std::string thread_name() {
-  char name[16] = {};
-  pthread_getname_np(pthread_self(), name, sizeof name);
-  return name;
-}
 
 int seven() { return 7; }
 int plus_one(int x) { return x + 1; }
@@ -460,21 +446,6 @@ TEST(CoroutineReturnTest, FrameIsDestroyedBeforeTheFutureIsDone) {
   EXPECT_EQ(witness::done_when_destroyed.load(), 0);
 }
 
-// Installs a handler that counts reports, for one test.
-class count_reports {
- public:
-  count_reports()
-      : old_(background::on_error([this](std::exception_ptr) { reports_.fetch_add(1); })) {}
-  count_reports(const count_reports&) = delete;
-  count_reports& operator=(const count_reports&) = delete;
-  ~count_reports() { background::on_error(std::move(old_)); }
-  int count() const { return reports_.load(); }
-
- private:
-  std::atomic<int> reports_{0};
-  background::error_handler old_;
-};
-
 background::future<int> fails_later(std::latch& go) {
   go.wait();
   throw std::runtime_error("nobody looks");
@@ -488,7 +459,7 @@ background::future<void> rethrows_awaited(background::pool& p, std::latch& go) {
 }
 
 TEST_P(CoroutineTest, UnobservedExceptionOfADroppedCoroutineIsReportedOnce) {
-  count_reports reports;
+  error_log reports;
   {
     std::latch go{1};
     { auto dropped = fails_later(go); }

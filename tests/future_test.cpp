@@ -14,21 +14,15 @@
 #include <vector>
 
 #include "background/background.hpp"
+#include "support/counted.hpp"
+#include "support/held_pool.hpp"
 
 namespace {
 
-using namespace std::chrono_literals;
+using background::testing::counted;
+using background::testing::held_pool;
 
-// Counts live instances, to prove the library frees what it holds.
-struct counted {
-  static inline std::atomic<int> live{0};
-  int value;
-  explicit counted(int v) : value(v) { ++live; }
-  counted(const counted& o) : value(o.value) { ++live; }
-  counted(counted&& o) noexcept : value(o.value) { ++live; }
-  counted& operator=(const counted&) = default;
-  ~counted() { --live; }
-};
+using namespace std::chrono_literals;
 
 class FutureTest : public ::testing::TestWithParam<std::size_t> {
  protected:
@@ -196,23 +190,6 @@ TEST(FutureTest, EmptyFutureThrowsNoState) {
   EXPECT_FALSE(g.valid());  // NOLINT(bugprone-use-after-move): the point of the test
   EXPECT_EQ(moved.get(), 1);
 }
-
-// A pool of one whose worker is held until release() so that later tasks stay queued.
-class held_pool {
- public:
-  held_pool() : blocker_(pool_.run([this] { gate_.wait(); })) {}
-  ~held_pool() { release(); }
-  void release() {
-    if (!released_.exchange(true)) gate_.count_down();
-  }
-  background::pool& pool() { return pool_; }
-
- private:
-  background::pool pool_{1};
-  std::latch gate_{1};
-  std::atomic<bool> released_{false};
-  background::future<void> blocker_;
-};
 
 TEST(FutureCancelTest, CancelBeforeStartMeansItNeverRuns) {
   held_pool held;

@@ -23,8 +23,15 @@
 
 #include "background/background.hpp"
 #include "background/detail/testing.hpp"
+#include "support/blocked_workers.hpp"
+#include "support/error_log.hpp"
+#include "support/thread_name.hpp"
 
 namespace {
+
+using background::testing::blocked_workers;
+using background::testing::error_log;
+using background::testing::thread_name;
 
 class ObserveTest : public ::testing::TestWithParam<std::size_t> {
  protected:
@@ -45,13 +52,6 @@ bool poll_until(Done done) {
     std::this_thread::yield();
   }
   return done();
-}
-
-// The calling thread's name, as top -H shows it.
-std::string thread_name() {
-  char name[16] = {};
-  pthread_getname_np(pthread_self(), name, sizeof name);
-  return name;
 }
 
 background::pool_options named(std::string name) {
@@ -86,51 +86,6 @@ std::multiset<std::string> worker_names(background::pool& pool, std::size_t coun
   for (auto& f : futures) f.get();
   return seen;
 }
-
-// Holds `count` workers of a pool in tasks until release(); the constructor returns once all
-// of them are inside.
-class blocked_workers {
- public:
-  blocked_workers(background::pool& pool, std::size_t count)
-      : started_(static_cast<std::ptrdiff_t>(count)) {
-    for (std::size_t i = 0; i < count; ++i) {
-      blockers_.push_back(pool.run([this] {
-        started_.count_down();
-        release_.wait();
-      }));
-    }
-    started_.wait();
-  }
-  blocked_workers(const blocked_workers&) = delete;
-  blocked_workers& operator=(const blocked_workers&) = delete;
-  ~blocked_workers() {
-    release();
-    for (auto& f : blockers_) f.wait();
-  }
-  void release() {
-    if (!released_.exchange(true)) release_.count_down();
-  }
-
- private:
-  std::latch started_;
-  std::latch release_{1};
-  std::atomic<bool> released_{false};
-  std::vector<background::future<void>> blockers_;
-};
-
-// Counts the exceptions reported to the on_error() handler while it lives.
-class error_counter {
- public:
-  error_counter() : previous_(background::on_error([this](std::exception_ptr) { ++count_; })) {}
-  error_counter(const error_counter&) = delete;
-  error_counter& operator=(const error_counter&) = delete;
-  ~error_counter() { background::on_error(previous_); }
-  int count() const { return count_.load(); }
-
- private:
-  std::atomic<int> count_{0};
-  background::error_handler previous_;
-};
 
 // What the hooks of one pool saw, for the hook tests.
 struct hook_log {
@@ -306,7 +261,7 @@ TEST_P(ObserveTest, OnThreadStopRunsForEveryWorkerByTheTimeShutdownReturns) {
 }
 
 TEST_P(ObserveTest, ThrowingHooksGoToOnErrorAndThePoolWorks) {
-  error_counter errors;
+  error_log errors;
   {
     background::pool_options options;
     options.name = "t";
@@ -346,7 +301,7 @@ TEST(ObserveHookDeathTest, OnThreadStartMayAskItsPoolForItsSize) {
 // ---- pool::stats() --------------------------------------------------------------------------
 
 TEST_P(ObserveTest, StatsAreExactAfterWait) {
-  error_counter errors;
+  error_log errors;
   background::pool pool{size()};
   {
     const auto s = pool.stats();
@@ -428,7 +383,7 @@ TEST_P(ObserveTest, StatsCountACancelledTasksContinuationsAsCancelled) {
 TEST_P(ObserveTest, StatsCountPostedTasksByOutcome) {
   // post() queues no task state (post_node.hpp), but its tasks are counted like the others:
   // completed, failed, or cancelled by shutdown(cancel_pending).
-  error_counter errors;
+  error_log errors;
   background::pool pool{size()};
   constexpr int ok = 300;
   constexpr int throwing = 40;

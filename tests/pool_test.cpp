@@ -20,8 +20,11 @@
 
 #include "background/detail/testing.hpp"
 #include "background/error.hpp"
+#include "support/counted.hpp"
 
 namespace {
+
+using background::testing::counted;
 
 class PoolTest : public ::testing::TestWithParam<std::size_t> {
  protected:
@@ -906,16 +909,6 @@ class posted_errors {
   std::mutex mutex_;
   std::vector<std::string> messages_;
   background::error_handler previous_;
-};
-
-// Counts its own live copies: a posted callable and what it returns must be destroyed once.
-struct counted {
-  static inline std::atomic<int> live{0};
-  counted() { ++live; }
-  counted(const counted&) { ++live; }
-  counted(counted&&) noexcept { ++live; }
-  counted& operator=(const counted&) = default;
-  ~counted() { --live; }
 };
 
 }  // namespace

@@ -28,6 +28,7 @@
 
 #include "background/background.hpp"
 #include "background/detail/testing.hpp"
+#include "support/counted.hpp"
 
 namespace fault {
 
@@ -115,6 +116,8 @@ void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcep
 
 namespace {
 
+using background::testing::counted;
+
 // Arms the calling thread for its lifetime: counts the allocations the thread makes and fails
 // the `fail_at`-th (none if 0). Other threads are never affected.
 class armed {
@@ -199,17 +202,6 @@ long sweep(Scenario&& scenario) {
   print_count(n);
   return n;
 }
-
-// Counts live instances, to prove that the library frees what tasks capture and return.
-struct counted {
-  static inline std::atomic<int> live{0};
-  int value = 0;
-  explicit counted(int v = 0) noexcept : value(v) { ++live; }
-  counted(const counted& o) noexcept : value(o.value) { ++live; }
-  counted(counted&& o) noexcept : value(o.value) { ++live; }
-  counted& operator=(const counted&) = default;
-  ~counted() { --live; }
-};
 
 // What tasks capture: a live counter, and a string long enough to be on the heap, so that
 // copying the capture into the library's state allocates too.

@@ -22,6 +22,7 @@
 
 #include "gtest/gtest.h"
 #include "wait_for_child.hpp"
+#include "wait_until_refusing.hpp"
 
 namespace {
 
@@ -122,14 +123,7 @@ TEST(ForkHandlerTest, TheChildHandlerNeitherAllocatesNorFrees) {
   closing.post(hold);
   while (entered.load() < 3) std::this_thread::sleep_for(1ms);
   std::thread shutter([&closing] { closing.shutdown(); });
-  for (;;) {  // until shutdown() has started: a submit from here is refused
-    try {
-      closing.post([] {});
-    } catch (const bg::shutdown_error&) {
-      break;
-    }
-    std::this_thread::sleep_for(1ms);
-  }
+  background::testing::wait_until_refusing(closing);  // shutdown() has started
   for (int round = 0; round < 3; ++round) EXPECT_EQ(fork_and_count(), 0) << "round " << round;
   open = true;
   shutter.join();

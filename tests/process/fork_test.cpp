@@ -26,6 +26,7 @@
 
 #include "gtest/gtest.h"
 #include "wait_for_child.hpp"
+#include "wait_until_refusing.hpp"
 
 namespace {
 
@@ -612,14 +613,7 @@ TEST(ForkTest, APoolShuttingDownAtTheForkStaysShutInTheChild) {
   closing.post([&g] { g.pass(); });
   g.wait_entered(1);
   std::thread shutter([&closing] { closing.shutdown(); });
-  for (;;) {  // until shutdown() has started: a submit from here is refused
-    try {
-      closing.post([] {});
-    } catch (const bg::shutdown_error&) {
-      break;
-    }
-    std::this_thread::sleep_for(1ms);
-  }
+  background::testing::wait_until_refusing(closing);  // shutdown() has started
   const int status = in_child([&] {
     bool refused = false;
     try {
