@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <ranges>
 #include <semaphore>
 #include <set>
@@ -1185,69 +1186,6 @@ bool finishes_with_a_blocked_first_input(Verb verb, bool continuation = false) {
   return finished_in_time(owned, outer, [&go] { go.release(); });
 }
 
-TEST(ComposeNestedTest, WhenAnyRunsAQueuedInputWhileAnEarlierOneRunsElsewhere) {
-  EXPECT_TRUE(finishes_with_a_blocked_first_input(
-      [](const std::vector<future<int>>& fs) { (void)background::when_any(fs).get(); }))
-      << "when_any(...).get() on a worker slept instead of running a queued input";
-}
-
-TEST(ComposeNestedTest, WaitAnyRunsAQueuedInputWhileAnEarlierOneRunsElsewhere) {
-  EXPECT_TRUE(finishes_with_a_blocked_first_input(
-      [](const std::vector<future<int>>& fs) { (void)background::wait_any(fs); }))
-      << "wait_any() on a worker slept instead of running a queued input";
-}
-
-TEST(ComposeNestedTest, WaitAllRunsAQueuedInputWhileAnEarlierOneRunsElsewhere) {
-  EXPECT_TRUE(finishes_with_a_blocked_first_input(
-      [](const std::vector<future<int>>& fs) { background::wait_all(fs); }))
-      << "wait_all() on a worker slept instead of running a queued input";
-}
-
-TEST(ComposeNestedTest, WhenAllRunsAQueuedInputWhileAnEarlierOneRunsElsewhere) {
-  EXPECT_TRUE(finishes_with_a_blocked_first_input(
-      [](const std::vector<future<int>>& fs) { (void)background::when_all(fs).get(); }))
-      << "when_all(...).get() on a worker slept instead of running a queued input";
-}
-
-TEST(ComposeNestedTest, AsCompletedRunsAQueuedInputWhileAnEarlierOneRunsElsewhere) {
-  EXPECT_TRUE(finishes_with_a_blocked_first_input([](const std::vector<future<int>>& fs) {
-    for (const auto& f : background::as_completed(fs)) (void)f;
-  })) << "as_completed() on a worker slept instead of running a queued input";
-}
-
-TEST(ComposeNestedTest, WhenAnyRunsAQueuedInputWhileAnEarlierOneIsAPendingContinuation) {
-  EXPECT_TRUE(finishes_with_a_blocked_first_input(
-      [](const std::vector<future<int>>& fs) { (void)background::when_any(fs).get(); }, true))
-      << "when_any(...).get() on a worker slept on a pending input instead of running another";
-}
-
-TEST(ComposeNestedTest, WaitAnyRunsAQueuedInputWhileAnEarlierOneIsAPendingContinuation) {
-  EXPECT_TRUE(finishes_with_a_blocked_first_input(
-      [](const std::vector<future<int>>& fs) { (void)background::wait_any(fs); }, true))
-      << "wait_any() on a worker slept on a pending input instead of running another";
-}
-
-TEST(ComposeNestedTest, WaitAllRunsAQueuedInputWhileAnEarlierOneIsAPendingContinuation) {
-  EXPECT_TRUE(finishes_with_a_blocked_first_input(
-      [](const std::vector<future<int>>& fs) { background::wait_all(fs); }, true))
-      << "wait_all() on a worker slept on a pending input instead of running another";
-}
-
-TEST(ComposeNestedTest, WhenAllRunsAQueuedInputWhileAnEarlierOneIsAPendingContinuation) {
-  EXPECT_TRUE(finishes_with_a_blocked_first_input(
-      [](const std::vector<future<int>>& fs) { (void)background::when_all(fs).get(); }, true))
-      << "when_all(...).get() on a worker slept on a pending input instead of running another";
-}
-
-TEST(ComposeNestedTest, AsCompletedRunsAQueuedInputWhileAnEarlierOneIsAPendingContinuation) {
-  EXPECT_TRUE(finishes_with_a_blocked_first_input(
-      [](const std::vector<future<int>>& fs) {
-        for (const auto& f : background::as_completed(fs)) (void)f;
-      },
-      true))
-      << "as_completed() on a worker slept on a pending input instead of running another";
-}
-
 // As above, with many inputs running elsewhere before the one to run: 100 tasks of a pool of 100,
 // all blocked until the last input, queued on the waiter's own pool of one, has run.
 constexpr int many_blocked = 100;
@@ -1280,57 +1218,6 @@ bool finishes_with_many_blocked_inputs_first(Verb verb, bool continuations = fal
     verb(fs);
   });
   return finished_in_time(owned, outer, [&go] { go.release(many_blocked); });
-}
-
-TEST(ComposeNestedTest, WhenAnyRunsAQueuedInputBehindManyRunningElsewhere) {
-  EXPECT_TRUE(finishes_with_many_blocked_inputs_first(
-      [](const std::vector<future<int>>& fs) { (void)background::when_any(fs).get(); }))
-      << "when_any(...).get() on a worker did not run the queued input after 100 running ones";
-}
-
-TEST(ComposeNestedTest, WhenAllRunsAQueuedInputBehindManyRunningElsewhere) {
-  EXPECT_TRUE(finishes_with_many_blocked_inputs_first(
-      [](const std::vector<future<int>>& fs) { (void)background::when_all(fs).get(); }))
-      << "when_all(...).get() on a worker did not run the queued input after 100 running ones";
-}
-
-TEST(ComposeNestedTest, WaitAllRunsAQueuedInputBehindManyRunningElsewhere) {
-  EXPECT_TRUE(finishes_with_many_blocked_inputs_first(
-      [](const std::vector<future<int>>& fs) { background::wait_all(fs); }))
-      << "wait_all() on a worker did not run the queued input after 100 running ones";
-}
-
-TEST(ComposeNestedTest, AsCompletedRunsAQueuedInputBehindManyRunningElsewhere) {
-  EXPECT_TRUE(finishes_with_many_blocked_inputs_first([](const std::vector<future<int>>& fs) {
-    for (const auto& f : background::as_completed(fs)) (void)f;
-  })) << "as_completed() on a worker did not run the queued input after 100 running ones";
-}
-
-TEST(ComposeNestedTest, WhenAnyRunsAQueuedInputBehindManyPendingContinuations) {
-  EXPECT_TRUE(finishes_with_many_blocked_inputs_first(
-      [](const std::vector<future<int>>& fs) { (void)background::when_any(fs).get(); }, true))
-      << "when_any(...).get() on a worker did not run the queued input after 100 pending ones";
-}
-
-TEST(ComposeNestedTest, WhenAllRunsAQueuedInputBehindManyPendingContinuations) {
-  EXPECT_TRUE(finishes_with_many_blocked_inputs_first(
-      [](const std::vector<future<int>>& fs) { (void)background::when_all(fs).get(); }, true))
-      << "when_all(...).get() on a worker did not run the queued input after 100 pending ones";
-}
-
-TEST(ComposeNestedTest, WaitAllRunsAQueuedInputBehindManyPendingContinuations) {
-  EXPECT_TRUE(finishes_with_many_blocked_inputs_first(
-      [](const std::vector<future<int>>& fs) { background::wait_all(fs); }, true))
-      << "wait_all() on a worker did not run the queued input after 100 pending ones";
-}
-
-TEST(ComposeNestedTest, AsCompletedRunsAQueuedInputBehindManyPendingContinuations) {
-  EXPECT_TRUE(finishes_with_many_blocked_inputs_first(
-      [](const std::vector<future<int>>& fs) {
-        for (const auto& f : background::as_completed(fs)) (void)f;
-      },
-      true))
-      << "as_completed() on a worker did not run the queued input after 100 pending ones";
 }
 
 // As above, but the later input is a continuation that becomes queued on the waiter's pool only
@@ -1368,38 +1255,6 @@ bool finishes_when_a_later_input_is_queued_while_it_waits(Verb verb) {
   std::this_thread::sleep_for(20ms);
   release_antecedent.count_down();
   return finished_in_time(owned, outer, [&go] { go.release(); });
-}
-
-TEST(ComposeNestedTest, WhenAnyRunsAnInputQueuedWhileItSleeps) {
-  EXPECT_TRUE(finishes_when_a_later_input_is_queued_while_it_waits(
-      [](const std::vector<future<int>>& fs) { (void)background::when_any(fs).get(); }))
-      << "when_any(...).get() on a worker slept through an input becoming queued on its pool";
-}
-
-TEST(ComposeNestedTest, WaitAnyRunsAnInputQueuedWhileItSleeps) {
-  EXPECT_TRUE(finishes_when_a_later_input_is_queued_while_it_waits(
-      [](const std::vector<future<int>>& fs) { (void)background::wait_any(fs); }))
-      << "wait_any() on a worker slept through an input becoming queued on its pool";
-}
-
-TEST(ComposeNestedTest, WaitAllRunsAnInputQueuedWhileItSleeps) {
-  EXPECT_TRUE(finishes_when_a_later_input_is_queued_while_it_waits(
-      [](const std::vector<future<int>>& fs) { background::wait_all(fs); }))
-      << "wait_all() on a worker slept through an input becoming queued on its pool";
-}
-
-TEST(ComposeNestedTest, WhenAllRunsAnInputQueuedWhileItSleeps) {
-  EXPECT_TRUE(finishes_when_a_later_input_is_queued_while_it_waits(
-      [](const std::vector<future<int>>& fs) { (void)background::when_all(fs).get(); }))
-      << "when_all(...).get() on a worker slept through an input becoming queued on its pool";
-}
-
-TEST(ComposeNestedTest, AsCompletedRunsAnInputQueuedWhileItSleeps) {
-  EXPECT_TRUE(
-      finishes_when_a_later_input_is_queued_while_it_waits([](const std::vector<future<int>>& fs) {
-        for (const auto& f : background::as_completed(fs)) (void)f;
-      }))
-      << "as_completed() on a worker slept through an input becoming queued on its pool";
 }
 
 // A coroutine that moves to `elsewhere`, runs there until `go_on` opens, then awaits a task it
@@ -1455,30 +1310,69 @@ bool finishes_when_a_coroutine_input_suspends_later(Verb verb) {
   return finished_in_time(owned, outer, [&go] { go.release(); });
 }
 
-TEST(ComposeNestedTest, WhenAnyRunsWhatACoroutineInputAwaitsAfterItWasSeenRunning) {
-  EXPECT_TRUE(finishes_when_a_coroutine_input_suspends_later(
-      [](const std::vector<future<int>>& fs) { (void)background::when_any(fs).get(); }))
-      << "when_any(...).get() on a worker never ran what a coroutine input came to await";
+// A way to wait, on a worker, for "any" or "all" of a list of inputs: the verbs that the tests
+// below run on a pool's own worker, each of which must run an input it waits for that no worker
+// has started, rather than sleep on it.
+struct waiting_verb {
+  const char* name;   // the test's name suffix
+  const char* label;  // how a failure names it
+  void (*wait)(const std::vector<future<int>>&);
+};
+
+const waiting_verb waiting_verbs[] = {
+    {"WhenAny", "when_any(...).get()",
+     [](const std::vector<future<int>>& fs) { (void)background::when_any(fs).get(); }},
+    {"WaitAny", "wait_any()",
+     [](const std::vector<future<int>>& fs) { (void)background::wait_any(fs); }},
+    {"WaitAll", "wait_all()", [](const std::vector<future<int>>& fs) { background::wait_all(fs); }},
+    {"WhenAll", "when_all(...).get()",
+     [](const std::vector<future<int>>& fs) { (void)background::when_all(fs).get(); }},
+    {"AsCompleted", "as_completed()",
+     [](const std::vector<future<int>>& fs) {
+       for (const auto& f : background::as_completed(fs)) (void)f;
+     }},
+};
+
+// How gtest prints a verb in the test list and in failures.
+void PrintTo(const waiting_verb& v, std::ostream* os) { *os << v.label; }
+
+class ComposeWaiterTest : public ::testing::TestWithParam<waiting_verb> {
+ protected:
+  static auto verb() { return GetParam().wait; }
+  static std::string label() { return GetParam().label; }
+};
+
+INSTANTIATE_TEST_SUITE_P(Verbs, ComposeWaiterTest, ::testing::ValuesIn(waiting_verbs),
+                         [](const auto& p) { return std::string(p.param.name); });
+
+TEST_P(ComposeWaiterTest, RunsAQueuedInputWhileAnEarlierOneRunsElsewhere) {
+  EXPECT_TRUE(finishes_with_a_blocked_first_input(verb()))
+      << label() << " on a worker slept instead of running a queued input";
 }
 
-TEST(ComposeNestedTest, WhenAllRunsWhatACoroutineInputAwaitsAfterItWasSeenRunning) {
-  EXPECT_TRUE(finishes_when_a_coroutine_input_suspends_later(
-      [](const std::vector<future<int>>& fs) { (void)background::when_all(fs).get(); }))
-      << "when_all(...).get() on a worker never ran what a coroutine input came to await";
+TEST_P(ComposeWaiterTest, RunsAQueuedInputWhileAnEarlierOneIsAPendingContinuation) {
+  EXPECT_TRUE(finishes_with_a_blocked_first_input(verb(), true))
+      << label() << " on a worker slept on a pending input instead of running another";
 }
 
-TEST(ComposeNestedTest, WaitAllRunsWhatACoroutineInputAwaitsAfterItWasSeenRunning) {
-  EXPECT_TRUE(finishes_when_a_coroutine_input_suspends_later(
-      [](const std::vector<future<int>>& fs) { background::wait_all(fs); }))
-      << "wait_all() on a worker never ran what a coroutine input came to await";
+TEST_P(ComposeWaiterTest, RunsAQueuedInputBehindManyRunningElsewhere) {
+  EXPECT_TRUE(finishes_with_many_blocked_inputs_first(verb()))
+      << label() << " on a worker did not run the queued input after 100 running ones";
 }
 
-TEST(ComposeNestedTest, AsCompletedRunsWhatACoroutineInputAwaitsAfterItWasSeenRunning) {
-  EXPECT_TRUE(
-      finishes_when_a_coroutine_input_suspends_later([](const std::vector<future<int>>& fs) {
-        for (const auto& f : background::as_completed(fs)) (void)f;
-      }))
-      << "as_completed() on a worker never ran what a coroutine input came to await";
+TEST_P(ComposeWaiterTest, RunsAQueuedInputBehindManyPendingContinuations) {
+  EXPECT_TRUE(finishes_with_many_blocked_inputs_first(verb(), true))
+      << label() << " on a worker did not run the queued input after 100 pending ones";
+}
+
+TEST_P(ComposeWaiterTest, RunsAnInputQueuedWhileItSleeps) {
+  EXPECT_TRUE(finishes_when_a_later_input_is_queued_while_it_waits(verb()))
+      << label() << " on a worker slept through an input becoming queued on its pool";
+}
+
+TEST_P(ComposeWaiterTest, RunsWhatACoroutineInputAwaitsAfterItWasSeenRunning) {
+  EXPECT_TRUE(finishes_when_a_coroutine_input_suspends_later(verb()))
+      << label() << " on a worker never ran what a coroutine input came to await";
 }
 
 // ---------------------------------------------------------------------------------------------
