@@ -15,22 +15,13 @@
 #include <vector>
 
 #include "background/detail/task_state.hpp"
+#include "support/sanitizers.hpp"
 
 namespace {
 
 using background::detail::task_base;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool cache_built = false;  // AddressSanitizer builds keep no block
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool cache_built = false;
-#else
-constexpr bool cache_built = true;
-#endif
-#else
-constexpr bool cache_built = true;
-#endif
+constexpr bool cache_built = !background::testing::address_sanitizer;  // ASan keeps no block
 
 // The pattern the cache is for: one thread allocates, another frees, the first allocates again
 // and gets the freed blocks back, from the depot.

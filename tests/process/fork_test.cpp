@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "support/sanitizers.hpp"
 #include "wait_for_child.hpp"
 #include "wait_until_refusing.hpp"
 
@@ -53,17 +54,8 @@ using background::testing::wait_for_child;
 // workers idle). Under either, the children end at once, and these tests check the parent's side:
 // the fork handlers, with every lock of the library, and the parent's tasks all running exactly
 // once. The plain and clang builds run the children.
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr bool children_run = false;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr bool children_run = false;
-#else
-constexpr bool children_run = true;
-#endif
-#else
-constexpr bool children_run = true;
-#endif
+constexpr bool children_run =
+    !background::testing::thread_sanitizer && !background::testing::address_sanitizer;
 
 // Ends a child with `code` through exit(), so that its pools drain and static destructors run as
 // at any program's end.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "support/sanitizers.hpp"
 
 namespace {
 
@@ -88,10 +89,10 @@ int sigwait_while_busy() {
 }
 
 TEST(SignalTest, SigwaitOnTheMainThreadGetsSigtermWhileThePoolIsBusy) {
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-  // As in fork_test.cpp: the sanitizers' runtimes cannot follow a child that starts threads.
-  GTEST_SKIP() << "the child starts threads after a multi-threaded fork (see fork_test.cpp)";
-#endif
+  if (background::testing::thread_sanitizer || background::testing::address_sanitizer) {
+    // As in fork_test.cpp: the sanitizers' runtimes cannot follow a child that starts threads.
+    GTEST_SKIP() << "the child starts threads after a multi-threaded fork (see fork_test.cpp)";
+  }
   for (int round = 0; round < 5; ++round) {
     std::fflush(nullptr);
     const pid_t pid = fork();
@@ -112,9 +113,9 @@ TEST(SignalTest, SigwaitOnTheMainThreadGetsSigtermWhileThePoolIsBusy) {
 // ever (and an exec()'d program inherits the mask: SIGPIPE no longer ends a writer to a closed
 // pipe). The child reports through its exit status.
 TEST(SignalTest, AProcessForkedFromATaskDoesNotKeepTheWorkersMask) {
-#if defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "the child of a multi-threaded fork, which TSan cannot follow";
-#endif
+  if (background::testing::thread_sanitizer) {
+    GTEST_SKIP() << "the child of a multi-threaded fork, which TSan cannot follow";
+  }
   ASSERT_FALSE(blocked_here(SIGTERM));
   bg::pool p(1);
   const int status =
