@@ -21,10 +21,12 @@
 #include "background/detail/testing.hpp"
 #include "background/error.hpp"
 #include "support/counted.hpp"
+#include "support/error_log.hpp"
 
 namespace {
 
 using background::testing::counted;
+using background::testing::error_log;
 
 class PoolTest : public ::testing::TestWithParam<std::size_t> {
  protected:
@@ -883,34 +885,6 @@ namespace {
 class PostTest : public ::testing::TestWithParam<std::size_t> {};
 INSTANTIATE_TEST_SUITE_P(PoolSizes, PostTest, ::testing::Values(1, 2, 4, 8, 64));
 
-// Counts what the on_error() handler receives while it lives, and keeps the messages.
-class posted_errors {
- public:
-  posted_errors()
-      : previous_(background::on_error([this](std::exception_ptr e) {
-          std::lock_guard<std::mutex> lock(mutex_);
-          try {
-            std::rethrow_exception(e);
-          } catch (const std::exception& x) {
-            messages_.emplace_back(x.what());
-          } catch (...) {
-            messages_.emplace_back("?");
-          }
-        })) {}
-  posted_errors(const posted_errors&) = delete;
-  posted_errors& operator=(const posted_errors&) = delete;
-  ~posted_errors() { background::on_error(previous_); }
-  std::vector<std::string> messages() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return messages_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<std::string> messages_;
-  background::error_handler previous_;
-};
-
 }  // namespace
 
 TEST_P(PostTest, EachCallRunsExactlyOnceFromOutsideAndFromTasks) {
@@ -934,7 +908,7 @@ TEST_P(PostTest, EachCallRunsExactlyOnceFromOutsideAndFromTasks) {
 }
 
 TEST_P(PostTest, AnExceptionGoesToTheHandlerOnceAndCallbacksSeeIt) {
-  posted_errors errors;
+  error_log errors;
   std::atomic<int> failed{0};
   std::atomic<int> succeeded{0};
   {
@@ -954,7 +928,7 @@ TEST_P(PostTest, TheCallableAndItsResultAreFreedOnce) {
   {
     background::pool pool{GetParam()};
     for (int i = 0; i < 100; ++i) {
-      pool.post([c = counted{}] { return counted{}; });
+      pool.post([c = counted{0}] { return counted{0}; });
     }
     pool.wait();
     EXPECT_EQ(counted::live, 0);  // wait() returning means finished tasks are freed
@@ -975,7 +949,7 @@ TEST_P(PostTest, CallbacksSeeThePostsThatFinishAfterThem) {
   release.count_down();  // it finishes after the callback exists: counted
   for (int i = 0; i < 100; ++i) pool.post([] {});
   {
-    posted_errors errors;
+    error_log errors;
     for (int i = 0; i < 10; ++i) pool.post([] { throw std::runtime_error("x"); });
     pool.wait();
   }
@@ -984,7 +958,7 @@ TEST_P(PostTest, CallbacksSeeThePostsThatFinishAfterThem) {
 }
 
 TEST_P(PostTest, CancelPendingCancelsQueuedPostsAndStopsRunningOnes) {
-  posted_errors errors;
+  error_log errors;
   std::atomic<int> cancelled{0};
   std::atomic<int> ran{0};
   std::atomic<bool> stopped{false};
@@ -1027,7 +1001,7 @@ TEST_P(PostTest, APostedTaskMayDestroyItsPool) {
 TEST_P(PostTest, PostsFromThePoolsOwnTasksAreAcceptedWhileItCloses) {
   // A closing pool refuses posts from outside, but not from its own tasks: the destructor
   // drains what they post too.
-  posted_errors errors;
+  error_log errors;
   constexpr int outer = 100;
   std::atomic<int> ran{0};
   std::latch release{1};
@@ -1092,7 +1066,7 @@ TEST(PostErrorTest, PostToAShutDownPoolThrowsAndQueuesNothing) {
   EXPECT_THROW(pool.post([&ran] { ran = true; }), background::shutdown_error);
   EXPECT_FALSE(ran);
   EXPECT_EQ(counted::live, 0);
-  EXPECT_THROW(pool.post([c = counted{}] {}), background::shutdown_error);
+  EXPECT_THROW(pool.post([c = counted{0}] {}), background::shutdown_error);
   EXPECT_EQ(counted::live, 0);  // the task's state was freed with its callable
 }
 

@@ -206,7 +206,7 @@ long sweep(Scenario&& scenario) {
 // What tasks capture: a live counter, and a string long enough to be on the heap, so that
 // copying the capture into the library's state allocates too.
 struct payload {
-  counted token;
+  counted token{0};
   std::string text = std::string(64, 'p');
 };
 

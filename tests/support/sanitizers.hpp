@@ -1,7 +1,8 @@
 // sanitizers: whether this test program is built with AddressSanitizer or ThreadSanitizer, for
 // the tests that skip or change a part that a sanitizer's runtime cannot follow (a child of a
 // multi-threaded fork() that starts threads) or that it changes (no cached blocks under ASan).
-// GCC says so with __SANITIZE_*__ macros, clang with __has_feature(); both are read here.
+// GCC says so with __SANITIZE_*__ macros, clang with __has_feature(); both are read here. (The
+// library's own block cache reads the same for ASan in src/task_memory.cpp, which tests mirror.)
 #ifndef BACKGROUND_TESTS_SUPPORT_SANITIZERS_HPP
 #define BACKGROUND_TESTS_SUPPORT_SANITIZERS_HPP
 
