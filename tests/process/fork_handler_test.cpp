@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "support/wait_until_refusing.hpp"
 #include "wait_for_child.hpp"
-#include "wait_until_refusing.hpp"
 
 namespace {
 

@@ -26,8 +26,8 @@
 
 #include "gtest/gtest.h"
 #include "support/sanitizers.hpp"
+#include "support/wait_until_refusing.hpp"
 #include "wait_for_child.hpp"
-#include "wait_until_refusing.hpp"
 
 namespace {
 

@@ -11,12 +11,17 @@
 namespace background::testing {
 
 // The worker is taken by a task that waits for release() (which the destructor calls, once).
+// The destructor then waits for that task, so that the worker has left gate_ before it goes
+// (members go in reverse order: gate_ before pool_, whose destructor joins the worker).
 class held_pool {
  public:
   held_pool() : blocker_(pool_.run([this] { gate_.wait(); })) {}
   held_pool(const held_pool&) = delete;
   held_pool& operator=(const held_pool&) = delete;
-  ~held_pool() { release(); }
+  ~held_pool() {
+    release();
+    blocker_.wait();
+  }
   void release() {
     if (!released_.exchange(true)) gate_.count_down();
   }

@@ -1,7 +1,7 @@
 // wait_until_refusing: waits until another thread's shutdown() of a pool has started, which the
 // process tests need before they fork (a pool that is shutting down at the fork).
-#ifndef BACKGROUND_TESTS_PROCESS_WAIT_UNTIL_REFUSING_HPP
-#define BACKGROUND_TESTS_PROCESS_WAIT_UNTIL_REFUSING_HPP
+#ifndef BACKGROUND_TESTS_SUPPORT_WAIT_UNTIL_REFUSING_HPP
+#define BACKGROUND_TESTS_SUPPORT_WAIT_UNTIL_REFUSING_HPP
 
 #include <background/background.hpp>
 #include <chrono>
@@ -24,4 +24,4 @@ inline void wait_until_refusing(pool& p) {
 
 }  // namespace background::testing
 
-#endif  // BACKGROUND_TESTS_PROCESS_WAIT_UNTIL_REFUSING_HPP
+#endif  // BACKGROUND_TESTS_SUPPORT_WAIT_UNTIL_REFUSING_HPP
